@@ -1,0 +1,56 @@
+"""The whole application at a glance: every route and event handler, each delegating to
+one function in ``chalicelib``. A bad setting or a broken ``schema.graphql`` fails here,
+at import, so ``chalice local``, ``chalice package`` and ``chalice deploy`` refuse it.
+"""
+
+from typing import Any
+
+from chalice import Chalice, Response
+from chalice.app import CloudWatchEvent, DynamoDBEvent, SQSEvent
+
+from chalicelib import handlers
+from chalicelib.services import boot
+
+services = boot()
+settings = services.settings
+
+app = Chalice(app_name="ocg")
+
+
+@app.route("/graphql", methods=["POST"], content_types=["application/json"], cors=True)
+def graphql() -> Response:
+    return handlers.graphql_request(app.current_request, services)
+
+
+@app.route("/graphql", methods=["GET"], cors=True)
+def graphql_explorer() -> Response:
+    return handlers.graphql_explorer(services)
+
+
+@app.on_dynamodb_record(stream_arn=settings.table_stream_arn, batch_size=100)
+def on_table_change(event: DynamoDBEvent) -> dict[str, Any]:
+    return handlers.table_changes(event, services)
+
+
+@app.on_sqs_message(queue_arn=settings.cascade_queue_arn, batch_size=10)
+def on_cascade_message(event: SQSEvent) -> dict[str, Any]:
+    return handlers.cascade_messages(event, services)
+
+
+@app.on_sqs_message(queue_arn=settings.deletion_queue_arn, batch_size=1)
+def on_deletion_message(event: SQSEvent) -> dict[str, Any]:
+    return handlers.deletion_messages(event, services)
+
+
+@app.on_cw_event(
+    {
+        "source": ["aws.athena"],
+        "detail-type": ["Athena Query State Change"],
+        "detail": {"workgroupName": [settings.athena_workgroup]},
+    }
+)
+def on_athena_state_change(event: CloudWatchEvent) -> None:
+    handlers.athena_state_change(event, services)
+
+
+services.deliver_local_events(app)

@@ -1,0 +1,57 @@
+"""Cold-start cost of the GraphQL function: importing ``app`` in aws mode.
+
+Prints the median time to import ``app`` on top of ``boto3`` and ``ariadne`` (which
+every GraphQL function loads anyway) over fresh interpreters, and which heavy
+libraries the import pulled in. Target: under 60 ms, none of pyarrow, pandas, duckdb
+or sqlglot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = 15
+HEAVY = ("pyarrow", "pandas", "duckdb", "sqlglot", "moto")
+
+PROBE = f"""
+import json, sys, time
+import boto3, ariadne
+start = time.perf_counter()
+import app
+elapsed = time.perf_counter() - start
+print(json.dumps({{"ms": elapsed * 1000, "heavy": [m for m in {HEAVY!r} if m in sys.modules]}}))
+"""
+
+AWS_ENV = {
+    "OCG_MODE": "aws",
+    "OCG_ACCOUNT_ID": "123456789012",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def measure_once() -> dict[str, object]:
+    env = {**os.environ, **AWS_ENV}
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, env=env, check=True, capture_output=True
+    ).stdout
+    result: dict[str, object] = json.loads(out)
+    return result
+
+
+def main() -> None:
+    runs = [measure_once() for _ in range(RUNS)]
+    times = sorted(float(str(run["ms"])) for run in runs)
+    heavy = sorted({module for run in runs for module in run["heavy"]})  # type: ignore[attr-defined]
+    print(f"import app (aws mode) over boto3+ariadne: median {statistics.median(times):.1f} ms, "
+          f"min {times[0]:.1f} ms, max {times[-1]:.1f} ms over {RUNS} runs (target < 60 ms)")
+    print(f"heavy modules loaded: {', '.join(heavy) if heavy else 'none'}")
+
+
+if __name__ == "__main__":
+    main()

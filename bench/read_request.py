@@ -1,0 +1,97 @@
+"""Warm request overhead of the GraphQL function for ``readT``, the store stubbed.
+
+Each request goes through the Lambda entry point exactly as API Gateway calls it
+(``app(event, context)``): routing, JSON parsing, GraphQL parse/validate/execute and
+serialisation — everything but DynamoDB. Target: under 1.5 ms per request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUESTS = 2000
+ITEM = {
+    "id": "8d6ec2c4-6bd3-4e49-9a56-0f3f4b7d2a11",
+    "name": "Ada Lovelace",
+    "email": "ada@example.com",
+    "age": 36,
+    "vip": True,
+    "createdAt": "2026-11-23T19:22:14.123Z",
+    "updatedAt": "2026-11-23T19:22:14.123Z",
+}
+QUERY = "query ($id: ID!) { readUser(id: $id) { id name email age vip createdAt updatedAt } }"
+
+
+class StubStore:
+    def read(self, entity: Any, entity_id: str) -> dict[str, Any]:
+        return {**ITEM, "id": entity_id}
+
+
+class Context:
+    function_name = "ocg-dev"
+    aws_request_id = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def api_gateway_event(body: str) -> dict[str, Any]:
+    return {
+        "resource": "/graphql",
+        "path": "/graphql",
+        "httpMethod": "POST",
+        "headers": {"content-type": "application/json"},
+        "multiValueHeaders": {"content-type": ["application/json"]},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": "/graphql",
+            "httpMethod": "POST",
+            "path": "/api/graphql",
+            "stage": "api",
+            "requestId": "bench",
+            "identity": {"sourceIp": "127.0.0.1"},
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+def main() -> None:
+    os.environ.update(
+        {"OCG_MODE": "aws", "OCG_ACCOUNT_ID": "123456789012", "AWS_DEFAULT_REGION": "us-east-1"}
+    )
+    sys.path.insert(0, str(ROOT))
+    import app as application
+
+    application.services.store = StubStore()  # type: ignore[assignment]
+    event = api_gateway_event(json.dumps({"query": QUERY, "variables": {"id": ITEM["id"]}}))
+    context = Context()
+    first = application.app(event, context)
+    assert json.loads(first["body"])["data"]["readUser"]["name"] == ITEM["name"], first
+    for _ in range(200):
+        application.app(event, context)
+    samples = []
+    for _ in range(REQUESTS):
+        start = time.perf_counter()
+        application.app(event, context)
+        samples.append((time.perf_counter() - start) * 1000)
+    samples.sort()
+    print(
+        f"readUser warm request, store stubbed: median {statistics.median(samples):.3f} ms, "
+        f"p95 {samples[int(len(samples) * 0.95)]:.3f} ms over {REQUESTS} requests "
+        "(target < 1.5 ms)"
+    )
+
+
+if __name__ == "__main__":
+    main()

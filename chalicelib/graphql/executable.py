@@ -1,0 +1,128 @@
+"""The executable GraphQL schema: the public SDL bound to resolvers.
+
+Resolvers reach AWS only through the :class:`ApiContext` of the request, so the same
+schema serves Lambda, ``chalice local`` and the tests with whatever clients were
+injected at start-up.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ariadne import MutationType, QueryType, make_executable_schema
+from graphql import GraphQLError, GraphQLResolveInfo, GraphQLSchema
+
+from chalicelib.graphql.scalars import aws_scalars
+from chalicelib.schema import naming
+from chalicelib.schema.model import Entity, SchemaModel
+from chalicelib.schema.sdl import public_sdl
+from chalicelib.store import EntityStore, StoreError
+
+logger = logging.getLogger(__name__)
+
+Resolver = Callable[..., Any]
+
+
+class ApiContext(Protocol):
+    """What a request's resolvers may use; built per request by the endpoint."""
+
+    @property
+    def store(self) -> EntityStore: ...
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    store: EntityStore
+
+
+def _store(info: GraphQLResolveInfo) -> EntityStore:
+    context: ApiContext = info.context
+    return context.store
+
+
+def _crud_resolvers(entity: Entity) -> tuple[dict[str, Resolver], dict[str, Resolver]]:
+    """Query and Mutation resolvers of one entity, keyed by their public field names."""
+
+    def read(_: Any, info: GraphQLResolveInfo, id: str) -> dict[str, Any] | None:
+        return _store(info).read(entity, id)
+
+    def list_items(
+        _: Any, info: GraphQLResolveInfo, limit: int, order: str, nextToken: str | None = None
+    ) -> dict[str, Any]:
+        items, token = _store(info).list(entity, limit=limit, next_token=nextToken, order=order)
+        return {"items": items, "nextToken": token}
+
+    def create(_: Any, info: GraphQLResolveInfo, input: Mapping[str, Any]) -> dict[str, Any]:
+        return _store(info).create(entity, input)
+
+    def update(
+        _: Any, info: GraphQLResolveInfo, id: str, input: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return _store(info).update(entity, id, input)
+
+    def delete(_: Any, info: GraphQLResolveInfo, id: str) -> dict[str, Any]:
+        return {"id": id, "deleted": _store(info).delete(entity, id)}
+
+    queries = {naming.read_field(entity.name): read, naming.list_field(entity.name): list_items}
+    mutations = {
+        naming.create_field(entity.name): create,
+        naming.update_field(entity.name): update,
+        naming.delete_field(entity.name): delete,
+    }
+    return queries, mutations
+
+
+def _not_yet_available(feature: str) -> Resolver:
+    def resolve(*_: Any, **__: Any) -> Any:
+        raise GraphQLError(f"{feature} are not available in this version of the API yet")
+
+    return resolve
+
+
+def _sql_resolvers(model: SchemaModel) -> tuple[dict[str, Resolver], dict[str, Resolver]]:
+    """Fields of the SQL features that later releases implement; they answer plainly."""
+    tasks = _not_yet_available("SQL tasks")
+    joins = _not_yet_available("Join-table mutations")
+    queries: dict[str, Resolver] = {}
+    mutations: dict[str, Resolver] = {}
+    for task in model.query_tasks:
+        queries[naming.task_result_field(task.name)] = tasks
+        mutations[naming.trigger_task_field(task.name)] = tasks
+    for deletion in model.delete_mutations:
+        queries[naming.task_result_field(deletion.name)] = tasks
+        mutations[naming.trigger_task_field(deletion.name)] = tasks
+    for insert in model.insert_mutations:
+        mutations[insert.name] = joins
+    return queries, mutations
+
+
+def build_executable_schema(model: SchemaModel) -> GraphQLSchema:
+    query, mutation = QueryType(), MutationType()
+    resolver_sets = [_crud_resolvers(entity) for entity in model.entities]
+    resolver_sets.append(_sql_resolvers(model))
+    for queries, mutations in resolver_sets:
+        for name, resolver in queries.items():
+            query.set_field(name, resolver)
+        for name, resolver in mutations.items():
+            mutation.set_field(name, resolver)
+    return make_executable_schema(
+        public_sdl(model), query, mutation, *aws_scalars(model.scalars), convert_names_case=False
+    )
+
+
+def format_error(error: GraphQLError, debug: bool = False) -> dict[str, Any]:
+    """Show users the errors meant for them; log the rest and show a plain message.
+
+    Errors raised by the store and by validation explain bad input; anything else is a
+    fault of ours whose text (an AWS error, a stack detail) is no help to a client.
+    """
+    original = error.original_error
+    if original is None or isinstance(original, (StoreError, GraphQLError)):
+        return dict(error.formatted)
+    logger.error("resolver failed", exc_info=original)
+    formatted = dict(error.formatted)
+    formatted["message"] = "Internal server error; the request was not completed"
+    return formatted

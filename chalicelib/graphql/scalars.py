@@ -1,0 +1,125 @@
+"""AppSync's AWS scalars, validated at the API's edge.
+
+A value that reaches the table is later typed into the lake (an ``AWSDateTime`` becomes
+a Parquet timestamp), so anything the lake could not read is refused here, with a
+message saying what was expected, instead of failing later in the stream handler.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from ariadne import ScalarType
+from graphql import GraphQLError
+
+
+def _expect_string(kind: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise GraphQLError(f"{kind} must be a string, got {value!r}")
+    return value
+
+
+def parse_aws_datetime(value: Any) -> str:
+    """ISO-8601 with a UTC offset; normalised to UTC with milliseconds and ``Z``.
+
+    Normalising makes stored values sort and compare as text, like ``createdAt``.
+    """
+    text = _expect_string("AWSDateTime", value)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        parsed = None
+    if parsed is None or "T" not in text or parsed.tzinfo is None:
+        raise GraphQLError(
+            f"AWSDateTime must be ISO-8601 with a time zone, "
+            f"e.g. 2026-11-23T19:22:14.123Z; got {text!r}"
+        )
+    return parsed.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _parse_aws_date(value: Any) -> str:
+    text = _expect_string("AWSDate", value)
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise GraphQLError(f"AWSDate must be YYYY-MM-DD, got {text!r}") from None
+
+
+def _parse_aws_time(value: Any) -> str:
+    text = _expect_string("AWSTime", value)
+    try:
+        time.fromisoformat(text)
+    except ValueError:
+        raise GraphQLError(f"AWSTime must be hh:mm[:ss[.sss]][offset], got {text!r}") from None
+    return text
+
+
+def _parse_aws_timestamp(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise GraphQLError(f"AWSTimestamp must be whole seconds since the epoch, got {value!r}")
+    return value
+
+
+def _parse_aws_json(value: Any) -> str:
+    text = _expect_string("AWSJSON", value)
+    try:
+        json.loads(text, parse_constant=_reject_constant)
+    except ValueError as error:
+        raise GraphQLError(f"AWSJSON must be a JSON document in a string: {error}") from None
+    return text
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
+_PHONE = re.compile(r"\+?[0-9][0-9 ().-]{2,}")
+
+
+def _pattern_parser(kind: str, pattern: re.Pattern[str], example: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = _expect_string(kind, value)
+        if not pattern.fullmatch(text):
+            raise GraphQLError(f"{kind} must look like {example}, got {text!r}")
+        return text
+
+    return parse
+
+
+def _parse_aws_ip_address(value: Any) -> str:
+    text = _expect_string("AWSIPAddress", value)
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise GraphQLError(f"AWSIPAddress must be an IPv4 or IPv6 address, got {text!r}") from None
+    return text
+
+
+_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "AWSDateTime": parse_aws_datetime,
+    "AWSDate": _parse_aws_date,
+    "AWSTime": _parse_aws_time,
+    "AWSTimestamp": _parse_aws_timestamp,
+    "AWSJSON": _parse_aws_json,
+    "AWSEmail": _pattern_parser("AWSEmail", _EMAIL, "name@example.com"),
+    "AWSURL": _pattern_parser("AWSURL", _URL, "https://example.com/path"),
+    "AWSPhone": _pattern_parser("AWSPhone", _PHONE, "+1 555 0100"),
+    "AWSIPAddress": _parse_aws_ip_address,
+}
+
+
+def aws_scalars(names: tuple[str, ...]) -> list[ScalarType]:
+    """Bindings for those AWS scalars the public schema declares."""
+    bindings = []
+    for name in names:
+        parser = _PARSERS.get(name)
+        if parser is not None:
+            bindings.append(ScalarType(name, value_parser=parser))
+    return bindings

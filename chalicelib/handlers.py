@@ -1,0 +1,62 @@
+"""One function per entry point of ``app.py``: Chalice's objects in, Chalice's answers out.
+
+Each adapts the Chalice request or event to the pure function that does the work, with
+the clients of :class:`~chalicelib.services.Services` passed in.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from chalice import Response
+
+if TYPE_CHECKING:
+    from chalice.app import CloudWatchEvent, DynamoDBEvent, Request, SQSEvent
+
+    from chalicelib.graphql import HttpResponse
+    from chalicelib.services import Services
+
+logger = logging.getLogger(__name__)
+
+
+def _to_chalice(response: HttpResponse) -> Response:
+    return Response(body=response.body, status_code=response.status, headers=response.headers)
+
+
+def graphql_request(request: Request, services: Services) -> Response:
+    from chalicelib.graphql import RequestContext, execute
+
+    context = RequestContext(store=services.store)
+    return _to_chalice(execute(services.graphql_schema, request.raw_body, context))
+
+
+def graphql_explorer(services: Services) -> Response:
+    from chalicelib.graphql import explorer_page
+
+    return _to_chalice(explorer_page(f"{services.settings.project} GraphQL"))
+
+
+def table_changes(event: DynamoDBEvent, services: Services) -> dict[str, Any]:
+    """Mirror table changes into the lake (filled in by the data-lake feature)."""
+    records = event.to_dict().get("Records", [])
+    logger.info("table stream: %d record(s)", len(records))
+    return {"batchItemFailures": []}
+
+
+def cascade_messages(event: SQSEvent, services: Services) -> dict[str, Any]:
+    from chalicelib.relations import process_cascade_event
+
+    return process_cascade_event(
+        event.to_dict(), services.client("dynamodb"), services.settings.table_name
+    )
+
+
+def deletion_messages(event: SQSEvent, services: Services) -> dict[str, Any]:
+    """Carry out SQL DELETE tasks (filled in by the deletions feature)."""
+    raise NotImplementedError("deletion tasks are not implemented yet; messages stay queued")
+
+
+def athena_state_change(event: CloudWatchEvent, services: Services) -> None:
+    """Move SQL tasks to their final state (filled in by the SQL tasks feature)."""
+    logger.info("athena state change: %s", event.detail)

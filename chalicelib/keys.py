@@ -1,0 +1,81 @@
+"""Storage formats (DESIGN §3, §4): the single source of every key the app writes.
+
+DynamoDB keys of the single table and the data lake's object keys are built here and
+nowhere else, so the store, the stream handler and the deletion listeners agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+PK, SK = "PK", "SK"
+GSI1_PK, GSI1_SK, GSI1 = "GSI1-PK", "GSI1-SK", "GSI1"
+GSI2_PK, GSI2_SK, GSI2 = "GSI2-PK", "GSI2-SK", "GSI2"
+ENTITY_TYPE = "entityType"
+EXPIRES_AT = "expiresAt"
+
+TASK_PREFIX = "task"
+JOIN_RELATION_PREFIX = "joinRelation"
+JOIN_ROW_PREFIX = "joinTableData"
+LAKE_PREFIX = "tables"
+
+
+def entity_key(entity_key_name: str, entity_id: str) -> str:
+    """``t#id``: both PK and SK of an entity item."""
+    return f"{entity_key_name}#{entity_id}"
+
+
+def entity_item_keys(entity_key_name: str, entity_id: str) -> dict[str, str]:
+    key = entity_key(entity_key_name, entity_id)
+    return {PK: key, SK: key}
+
+
+def entity_list_keys(entity_key_name: str, entity_id: str, created_at: str) -> dict[str, str]:
+    """GSI2 keys: one partition per entity type, sorted by creation time."""
+    return {GSI2_PK: entity_key_name, GSI2_SK: f"{created_at}#{entity_id}"}
+
+
+def task_item_keys(task_id: str) -> dict[str, str]:
+    key = f"{TASK_PREFIX}#{task_id}"
+    return {PK: key, SK: key}
+
+
+def relation_id(table: str, references: Iterable[tuple[str, str]]) -> str:
+    """The id of a join row: stable for the same table and referenced entities.
+
+    ``references`` are ``(entity_key, entity_id)`` pairs; their order does not matter.
+    """
+    parts = sorted(f"{entity_type}:{value}" for entity_type, value in references)
+    digest = hashlib.sha256(f"{table}|{'|'.join(parts)}".encode()).hexdigest()
+    return digest[:32]
+
+
+def join_row_item_keys(rel_id: str) -> dict[str, str]:
+    key = f"{JOIN_ROW_PREFIX}#{rel_id}"
+    return {PK: key, SK: key}
+
+
+def join_relation_item_keys(entity_key_name: str, entity_id: str, rel_id: str) -> dict[str, str]:
+    """One relation item per referenced entity; GSI1 finds all items of a relation."""
+    entity_side = f"{JOIN_RELATION_PREFIX}#{entity_key_name}#{entity_id}"
+    relation_side = f"{JOIN_RELATION_PREFIX}#{rel_id}"
+    return {PK: entity_side, SK: relation_side, GSI1_PK: relation_side, GSI1_SK: entity_side}
+
+
+def entity_relations_partition(entity_key_name: str, entity_id: str) -> str:
+    """The PK under which all relation items of one entity live."""
+    return f"{JOIN_RELATION_PREFIX}#{entity_key_name}#{entity_id}"
+
+
+def lake_object_key(table: str, created_at: str, object_id: str) -> str:
+    """``tables/<t>/year=YYYY/month=MM/day=DD/<id>.parquet``, dated by ``createdAt``.
+
+    ``created_at`` is the ISO-8601 timestamp the store writes (``2026-11-23T19:22:14.123Z``).
+    """
+    year, month, day = created_at[0:4], created_at[5:7], created_at[8:10]
+    return f"{LAKE_PREFIX}/{table}/year={year}/month={month}/day={day}/{object_id}.parquet"
+
+
+def lake_table_prefix(table: str) -> str:
+    return f"{LAKE_PREFIX}/{table}/"

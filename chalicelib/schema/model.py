@@ -1,0 +1,177 @@
+"""The compiled schema: what every other module knows about the user's types.
+
+Built once by :func:`chalicelib.schema.load_schema` from the validated SDL. It is plain,
+immutable data, so the store, the GraphQL layer, the lake and the catalogue all derive
+their shapes from the same facts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+MANAGED_FIELDS = ("id", "createdAt", "updatedAt")
+
+# Scalars an entity field may use. The AWS ones are declared by the loader when the
+# user's file does not declare them, so AppSync schemas load unchanged.
+BUILTIN_SCALARS = ("ID", "String", "Int", "Float", "Boolean")
+AWS_SCALARS = (
+    "AWSDateTime",
+    "AWSDate",
+    "AWSTime",
+    "AWSTimestamp",
+    "AWSEmail",
+    "AWSJSON",
+    "AWSURL",
+    "AWSPhone",
+    "AWSIPAddress",
+)
+
+
+class TypeKind(str, Enum):
+    SCALAR = "scalar"
+    ENUM = "enum"
+    OBJECT = "object"
+
+
+@dataclass(frozen=True)
+class TypeRef:
+    """A field or argument type: a named type, optionally a list, with null markers."""
+
+    name: str
+    kind: TypeKind
+    non_null: bool = False
+    is_list: bool = False
+    item_non_null: bool = False
+
+    def sdl(self) -> str:
+        """The type as written in SDL, e.g. ``[String!]!``."""
+        inner = self.name + ("!" if self.is_list and self.item_non_null else "")
+        text = f"[{inner}]" if self.is_list else inner
+        return text + ("!" if self.non_null else "")
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: TypeRef
+
+    @property
+    def managed(self) -> bool:
+        return self.name in MANAGED_FIELDS
+
+
+@dataclass(frozen=True)
+class Entity:
+    """An object type stored in DynamoDB and mirrored into the lake."""
+
+    name: str
+    fields: tuple[Field, ...]
+
+    @property
+    def key(self) -> str:
+        """The lower-cased name: the ``t`` of DESIGN.md (keys, lake folder, Glue table)."""
+        return self.name.lower()
+
+    @property
+    def input_fields(self) -> tuple[Field, ...]:
+        return tuple(f for f in self.fields if not f.managed)
+
+    def field(self, name: str) -> Field | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+
+@dataclass(frozen=True)
+class Argument:
+    name: str
+    type: TypeRef
+    has_default: bool = False
+    default: Any = None
+
+
+@dataclass(frozen=True)
+class TaskResponse:
+    """A ``@task_response`` type: the shape of a SQL task's rows."""
+
+    name: str
+    fields: tuple[Field, ...]
+
+
+@dataclass(frozen=True)
+class QueryTask:
+    """A ``Query`` field with ``@sql_query``: run asynchronously as an Athena query."""
+
+    name: str
+    arguments: tuple[Argument, ...]
+    result: TypeRef
+    sql: str
+
+
+@dataclass(frozen=True)
+class JoinColumn:
+    """A typed column of a join table: ``userId:User`` references entity ``User``."""
+
+    name: str
+    entity: str
+
+    @property
+    def entity_key(self) -> str:
+        return self.entity.lower()
+
+
+@dataclass(frozen=True)
+class JoinTable:
+    name: str
+    columns: tuple[JoinColumn, ...]
+
+    def column(self, name: str) -> JoinColumn | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+@dataclass(frozen=True)
+class InsertMutation:
+    """``INSERT INTO $join_table(t) (col:Type, ...) VALUES ($args.a, ...)``.
+
+    ``values`` pairs each column with the argument that fills it.
+    """
+
+    name: str
+    arguments: tuple[Argument, ...]
+    table: str
+    values: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class DeleteMutation:
+    """``DELETE alias FROM $join_table(t) alias ...``: run as a deletion task."""
+
+    name: str
+    arguments: tuple[Argument, ...]
+    table: str
+    sql: str
+
+
+@dataclass(frozen=True)
+class SchemaModel:
+    source: Path
+    entities: tuple[Entity, ...]
+    enums: dict[str, tuple[str, ...]]
+    scalars: tuple[str, ...]
+    task_responses: tuple[TaskResponse, ...]
+    query_tasks: tuple[QueryTask, ...]
+    insert_mutations: tuple[InsertMutation, ...]
+    delete_mutations: tuple[DeleteMutation, ...]
+    join_tables: tuple[JoinTable, ...]
+    _by_key: dict[str, Entity] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._by_key.update({e.key: e for e in self.entities})
+
+    def entity(self, key: str) -> Entity | None:
+        """The entity whose ``t`` (lower-cased name) is ``key``."""
+        return self._by_key.get(key)
+
+    def join_table(self, name: str) -> JoinTable | None:
+        return next((t for t in self.join_tables if t.name == name), None)

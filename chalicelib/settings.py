@@ -1,0 +1,148 @@
+"""The one place where the app's configuration is read.
+
+Every setting comes from an environment variable (Chalice sets them per stage from
+``.chalice/config.json``). Names of AWS resources are derived from the project name,
+region and account exactly as DESIGN.md gives them, so a stage normally sets only
+``OCG_PROJECT``, ``OCG_MODE`` and, on AWS, ``OCG_ACCOUNT_ID``; any derived name can
+still be overridden by its own variable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+Mode = Literal["aws", "local"]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_NAME_RULE = re.compile(r"[a-z][a-z0-9-]{2,40}")
+
+# moto's fixed account: what every ARN looks like in the embedded default.
+LOCAL_ACCOUNT_ID = "123456789012"
+LOCAL_REGION = "us-east-1"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; raised when the app is imported."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    project: str
+    stage: str
+    mode: Mode
+    region: str
+    account_id: str
+    schema_file: Path
+    table_name: str
+    table_stream_arn: str
+    lake_bucket: str
+    athena_results_bucket: str
+    athena_output: str
+    athena_workgroup: str
+    glue_database: str
+    cascade_queue_name: str
+    cascade_queue_url: str
+    cascade_queue_arn: str
+    deletion_queue_name: str
+    deletion_queue_url: str
+    deletion_queue_arn: str
+    list_token_secret: bytes
+    local_dir: Path
+
+    @property
+    def is_local(self) -> bool:
+        return self.mode == "local"
+
+    @property
+    def local_lake_dir(self) -> Path:
+        """The embedded default's lake: the S3 key layout as files DuckDB can read."""
+        return self.local_dir / "lake"
+
+
+def _queue_url(region: str, account_id: str, name: str) -> str:
+    return f"https://sqs.{region}.amazonaws.com/{account_id}/{name}"
+
+
+def _queue_arn(region: str, account_id: str, name: str) -> str:
+    return f"arn:aws:sqs:{region}:{account_id}:{name}"
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings; a bad or missing value fails with the variable's name."""
+    env = os.environ if environ is None else environ
+
+    def get(name: str, default: str) -> str:
+        return env.get(name) or default
+
+    project = get("OCG_PROJECT", "shop")
+    if not PROJECT_NAME_RULE.fullmatch(project):
+        raise SettingsError(
+            f"OCG_PROJECT={project!r} must match {PROJECT_NAME_RULE.pattern} "
+            "(lower-case letters, digits and hyphens, 3 to 41 characters)"
+        )
+    mode = get("OCG_MODE", "local")
+    if mode not in ("aws", "local"):
+        raise SettingsError(f"OCG_MODE={mode!r} must be 'aws' or 'local'")
+    if mode == "local":
+        region, account_id = LOCAL_REGION, LOCAL_ACCOUNT_ID
+    else:
+        region = get("AWS_REGION", get("AWS_DEFAULT_REGION", ""))
+        account_id = get("OCG_ACCOUNT_ID", "")
+        if not region:
+            raise SettingsError("AWS_REGION (or AWS_DEFAULT_REGION) is required in aws mode")
+        if not re.fullmatch(r"\d{12}", account_id):
+            raise SettingsError(
+                f"OCG_ACCOUNT_ID={account_id!r} must be the 12-digit AWS account id in aws mode"
+            )
+
+    table_name = get("OCG_TABLE", f"OCG-{project}")
+    lake_bucket = get("OCG_LAKE_BUCKET", f"ocg-{project}-{account_id}")
+    athena_results_bucket = get("OCG_ATHENA_RESULTS_BUCKET", f"ocg-{project}-athena-{account_id}")
+    cascade_queue_name = get("OCG_CASCADE_QUEUE", f"ocg-{project}-cascade")
+    deletion_queue_name = get("OCG_DELETION_QUEUE", f"ocg-{project}-deletion")
+    schema_file = Path(get("OCG_SCHEMA_FILE", str(PROJECT_ROOT / "schema.graphql")))
+    if not schema_file.is_absolute():
+        schema_file = PROJECT_ROOT / schema_file
+    local_dir = Path(get("OCG_LOCAL_DIR", str(PROJECT_ROOT / ".local")))
+    if not local_dir.is_absolute():
+        local_dir = PROJECT_ROOT / local_dir
+
+    return Settings(
+        project=project,
+        stage=get("OCG_STAGE", mode),
+        mode=mode,  # type: ignore[arg-type]
+        region=region,
+        account_id=account_id,
+        schema_file=schema_file,
+        table_name=table_name,
+        table_stream_arn=get(
+            "OCG_TABLE_STREAM_ARN",
+            f"arn:aws:dynamodb:{region}:{account_id}:table/{table_name}/stream/latest",
+        ),
+        lake_bucket=lake_bucket,
+        athena_results_bucket=athena_results_bucket,
+        athena_output=get("OCG_ATHENA_OUTPUT", f"s3://{athena_results_bucket}/results/"),
+        athena_workgroup=get("OCG_ATHENA_WORKGROUP", f"ocg-{project}"),
+        glue_database=get("OCG_GLUE_DATABASE", f"{project.replace('-', '_')}_db"),
+        cascade_queue_name=cascade_queue_name,
+        cascade_queue_url=get(
+            "OCG_CASCADE_QUEUE_URL", _queue_url(region, account_id, cascade_queue_name)
+        ),
+        cascade_queue_arn=get(
+            "OCG_CASCADE_QUEUE_ARN", _queue_arn(region, account_id, cascade_queue_name)
+        ),
+        deletion_queue_name=deletion_queue_name,
+        deletion_queue_url=get(
+            "OCG_DELETION_QUEUE_URL", _queue_url(region, account_id, deletion_queue_name)
+        ),
+        deletion_queue_arn=get(
+            "OCG_DELETION_QUEUE_ARN", _queue_arn(region, account_id, deletion_queue_name)
+        ),
+        list_token_secret=get("OCG_LIST_TOKEN_SECRET", f"ocg-list-token|{table_name}").encode(),
+        local_dir=local_dir,
+    )
