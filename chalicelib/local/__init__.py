@@ -1,0 +1,56 @@
+"""The embedded local default (DESIGN §8): AWS emulated in-process, events delivered locally.
+
+Only this package may import moto. ``app.py`` reaches it through
+``chalicelib.services`` when ``OCG_MODE=local``; tests use it directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chalice.app import Chalice
+
+from chalicelib.local.aws import (
+    EmbeddedAWS,
+    EmbeddedAWSError,
+    start_embedded_aws,
+    stop_embedded_aws,
+)
+from chalicelib.local.events import EventPatternError, LocalEventRuntime
+from chalicelib.settings import Settings
+
+__all__ = [
+    "EmbeddedAWS",
+    "EmbeddedAWSError",
+    "EventPatternError",
+    "LocalEventRuntime",
+    "LocalRuntime",
+    "start_embedded_aws",
+    "start_local_runtime",
+    "stop_embedded_aws",
+]
+
+
+@dataclass(frozen=True)
+class LocalRuntime:
+    """The emulated AWS and the delivery of its events to one app's handlers."""
+
+    aws: EmbeddedAWS
+    events: LocalEventRuntime
+
+    def stop(self) -> None:
+        """Stop delivering events; the emulated AWS lives as long as the process."""
+        self.events.stop()
+
+
+def start_local_runtime(
+    app: Chalice, settings: Settings, *, poll_interval: float = 0.1
+) -> LocalRuntime:
+    """Start the embedded AWS (if not yet running) and deliver its events to ``app``.
+
+    Call it once per app: two runtimes would each deliver every stream record.
+    """
+    aws = start_embedded_aws(settings)
+    events = LocalEventRuntime(app, aws, settings, poll_interval=poll_interval)
+    events.start()
+    return LocalRuntime(aws, events)

@@ -1,0 +1,423 @@
+"""Entity items of the single table: the CRUD and list operations of DESIGN §2 and §3.
+
+Every write is validated against the entity's field types before anything is sent, so
+a bad input writes nothing and the error names the field. Numbers go through
+``Decimal`` built from ``repr`` so that the value a client sent is the value stored.
+List pages are served by GSI2; their ``nextToken`` is signed, because it is handed to
+API users and fed back into ``ExclusiveStartKey``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import math
+import reprlib
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal, DecimalException
+from typing import Any, Literal
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from chalicelib import keys
+from chalicelib.schema.model import MANAGED_FIELDS, Entity, TypeRef
+
+Order = Literal["ASC", "DESC"]
+# One value in DynamoDB's wire format, e.g. ``{"S": "abc"}``, as the low-level client speaks.
+AttributeValue = dict[str, Any]
+
+MAX_LIST_LIMIT = 100
+# DynamoDB's documented limit: 400 KB, counted in binary kilobytes.
+ITEM_SIZE_LIMIT = 400 * 1024
+
+_INTEGER_SCALARS = frozenset({"Int", "AWSTimestamp"})
+_TOKEN_MAC_SIZE = hashlib.sha256().digest_size
+# The attributes of a GSI2 LastEvaluatedKey: the table's keys plus the index's keys.
+_LIST_KEY_ATTRIBUTES = (keys.PK, keys.SK, keys.GSI2_PK, keys.GSI2_SK)
+
+
+class StoreError(Exception):
+    """A request the store refuses; the message is written for the API user."""
+
+
+class InvalidValue(StoreError):
+    """An input value (or list argument) that the entity's schema does not allow."""
+
+
+class ItemTooLarge(StoreError):
+    """The item would not fit in DynamoDB's 400 KB item limit."""
+
+
+class EntityNotFound(StoreError):
+    """An update named an id that does not exist: updates never create items."""
+
+
+class InvalidNextToken(StoreError):
+    """A ``nextToken`` that this store did not issue for this list and order."""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _uuid4() -> str:
+    return str(uuid.uuid4())
+
+
+class EntityStore:
+    """CRUD over entity items, speaking plain Python values in the GraphQL shape.
+
+    The client is injected so that the same code runs against AWS and against moto;
+    ``clock`` and ``new_id`` are injectable so tests can control ordering and ids.
+    ``clock`` must return timezone-aware datetimes.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        token_secret: bytes,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        new_id: Callable[[], str] | None = None,
+    ) -> None:
+        self._client = client
+        self._table_name = table_name
+        self._token_secret = token_secret
+        self._clock = clock or _utc_now
+        self._new_id = new_id or _uuid4
+        self._serializer = TypeSerializer()
+        self._deserializer = TypeDeserializer()
+
+    def read(self, entity: Entity, entity_id: str) -> dict[str, Any] | None:
+        """The item, or None; read consistently so a read right after a write sees it."""
+        response = self._client.get_item(
+            TableName=self._table_name,
+            Key=self._item_key(entity, entity_id),
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return None if item is None else self._to_api(entity, item)
+
+    def create(self, entity: Entity, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Store a new item; null for a nullable field is stored as an absent attribute."""
+        missing = [f.name for f in entity.input_fields if f.type.non_null and f.name not in values]
+        if missing:
+            raise InvalidValue(f"{entity.name}.{missing[0]} is non-null and must be given")
+        fields = _non_null(self._validate(entity, values))
+        entity_id = self._new_id()
+        now = self._now()
+        item = {
+            **self._serialize_plain(
+                {
+                    **keys.entity_item_keys(entity.key, entity_id),
+                    **keys.entity_list_keys(entity.key, entity_id, now),
+                    keys.ENTITY_TYPE: entity.key,
+                    "id": entity_id,
+                    "createdAt": now,
+                    "updatedAt": now,
+                }
+            ),
+            **fields,
+        }
+        size = _item_size(item)
+        if size > ITEM_SIZE_LIMIT:
+            raise ItemTooLarge(
+                f"item for {entity.name} would be {size:,} bytes; DynamoDB's limit is 400 KB"
+            )
+        try:
+            # A uuid4 collision is not expected; the condition makes sure it never overwrites.
+            self._client.put_item(
+                TableName=self._table_name,
+                Item=item,
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": keys.PK},
+            )
+        except ClientError as error:
+            _raise_if_item_too_large(entity, error)
+            raise
+        return self._to_api(entity, item)
+
+    def update(self, entity: Entity, entity_id: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Change only the given fields; null removes a nullable field."""
+        changes = self._validate(entity, values)
+        changes["updatedAt"] = self._serializer.serialize(self._now())
+        names = {"#pk": keys.PK}
+        expression_values: dict[str, AttributeValue] = {}
+        sets: list[str] = []
+        removes: list[str] = []
+        for index, (name, value) in enumerate(changes.items()):
+            names[f"#n{index}"] = name
+            if value is None:
+                removes.append(f"#n{index}")
+            else:
+                expression_values[f":v{index}"] = value
+                sets.append(f"#n{index} = :v{index}")
+        key = self._item_key(entity, entity_id)
+        # Without reading the item only a lower bound is known; DynamoDB checks the rest.
+        size = _item_size({**key, **_non_null(changes)})
+        if size > ITEM_SIZE_LIMIT:
+            raise ItemTooLarge(
+                f"item for {entity.name} would be at least {size:,} bytes; "
+                "DynamoDB's limit is 400 KB"
+            )
+        expression = "SET " + ", ".join(sets)
+        if removes:
+            expression += " REMOVE " + ", ".join(removes)
+        try:
+            response = self._client.update_item(
+                TableName=self._table_name,
+                Key=key,
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(#pk)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=expression_values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise EntityNotFound(
+                    f"{entity.name} with id {entity_id!r} does not exist"
+                ) from None
+            _raise_if_item_too_large(entity, error)
+            raise
+        return self._to_api(entity, response["Attributes"])
+
+    def delete(self, entity: Entity, entity_id: str) -> bool:
+        """True when an item was there: deleting twice is not an error."""
+        response = self._client.delete_item(
+            TableName=self._table_name,
+            Key=self._item_key(entity, entity_id),
+            ReturnValues="ALL_OLD",
+        )
+        return "Attributes" in response
+
+    def list(
+        self,
+        entity: Entity,
+        limit: int = 20,
+        next_token: str | None = None,
+        order: Order = "DESC",
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page by ``createdAt``, and the token of the next page when there is one.
+
+        One item more than asked is read, so that a full last page comes without a
+        token instead of leading the client to an empty page.
+        """
+        if order not in ("ASC", "DESC"):
+            raise InvalidValue(f"order must be ASC or DESC, got {order!r}")
+        if limit < 1:
+            raise InvalidValue(f"limit must be at least 1, got {limit}")
+        limit = min(limit, MAX_LIST_LIMIT)
+        query: dict[str, Any] = {
+            "TableName": self._table_name,
+            "IndexName": keys.GSI2,
+            "KeyConditionExpression": "#pk = :pk",
+            "ExpressionAttributeNames": {"#pk": keys.GSI2_PK},
+            "ExpressionAttributeValues": {":pk": self._serializer.serialize(entity.key)},
+            "ScanIndexForward": order == "ASC",
+            "Limit": limit + 1,
+        }
+        if next_token is not None:
+            start = self._decode_token(entity, order, next_token)
+            query["ExclusiveStartKey"] = self._serialize_plain(start)
+        response = self._client.query(**query)
+        items = response["Items"]
+        if len(items) > limit:
+            items = items[:limit]
+            last_key = {name: items[-1][name] for name in _LIST_KEY_ATTRIBUTES}
+        else:
+            # Fewer items than asked with a LastEvaluatedKey: DynamoDB's 1 MB page ended.
+            last_key = response.get("LastEvaluatedKey")
+        token = None if last_key is None else self._encode_token(entity, order, last_key)
+        return [self._to_api(entity, item) for item in items], token
+
+    def _now(self) -> str:
+        """ISO-8601 UTC with milliseconds: sorts as text, which GSI2's sort key relies on."""
+        moment = self._clock().astimezone(UTC)
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def _item_key(self, entity: Entity, entity_id: str) -> dict[str, AttributeValue]:
+        return self._serialize_plain(keys.entity_item_keys(entity.key, entity_id))
+
+    def _serialize_plain(self, values: Mapping[str, Any]) -> dict[str, AttributeValue]:
+        return {name: self._serializer.serialize(value) for name, value in values.items()}
+
+    def _validate(
+        self, entity: Entity, values: Mapping[str, Any]
+    ) -> dict[str, AttributeValue | None]:
+        """Each given field serialised, None standing for null; raises on the first bad one."""
+        checked: dict[str, AttributeValue | None] = {}
+        for name, value in values.items():
+            field = entity.field(name)
+            if field is None:
+                raise InvalidValue(f"{entity.name} has no field {name!r}")
+            where = f"{entity.name}.{name}"
+            if field.managed:
+                raise InvalidValue(f"{where} is managed by the API and cannot be set")
+            if value is None:
+                if field.type.non_null:
+                    raise InvalidValue(f"{where} is non-null and cannot be set to null")
+                checked[name] = None
+                continue
+            storable = _storable(where, field.type, value)
+            try:
+                checked[name] = self._serializer.serialize(storable)
+            except DecimalException:
+                raise InvalidValue(
+                    f"{where} = {reprlib.repr(value)} is outside DynamoDB's number range "
+                    "(38 significant digits, magnitude from 1E-130 to below 1E+126)"
+                ) from None
+        return checked
+
+    def _to_api(self, entity: Entity, item: Mapping[str, AttributeValue]) -> dict[str, Any]:
+        """The item as the API shows it: managed and declared fields only, GraphQL types."""
+        shown = {
+            name: self._deserializer.deserialize(item[name])
+            for name in MANAGED_FIELDS
+            if name in item
+        }
+        for field in entity.input_fields:
+            if field.name in item:
+                shown[field.name] = _from_stored(
+                    field.type, self._deserializer.deserialize(item[field.name])
+                )
+        return shown
+
+    def _token_mac(self, entity: Entity, order: Order, payload: bytes) -> bytes:
+        """Signs the entity type and order too, so a token only resumes its own list."""
+        message = f"{entity.key}\n{order}\n".encode() + payload
+        return hmac.new(self._token_secret, message, hashlib.sha256).digest()
+
+    def _encode_token(
+        self, entity: Entity, order: Order, last_key: Mapping[str, AttributeValue]
+    ) -> str:
+        plain = {name: self._deserializer.deserialize(value) for name, value in last_key.items()}
+        payload = json.dumps(plain, sort_keys=True, separators=(",", ":")).encode()
+        return _b64encode(self._token_mac(entity, order, payload) + payload)
+
+    def _decode_token(self, entity: Entity, order: Order, token: str) -> dict[str, str]:
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        except ValueError:
+            raw = b""
+        # Only the exact text this store issued is accepted: base64 alone tolerates
+        # stray characters and unused bits, so compare against the canonical encoding.
+        if len(raw) <= _TOKEN_MAC_SIZE or _b64encode(raw) != token:
+            raise InvalidNextToken(
+                "nextToken is malformed: pass back the nextToken of the previous page unchanged"
+            )
+        mac, payload = raw[:_TOKEN_MAC_SIZE], raw[_TOKEN_MAC_SIZE:]
+        if not hmac.compare_digest(mac, self._token_mac(entity, order, payload)):
+            raise InvalidNextToken(
+                f"nextToken is not valid for the list of {entity.name} in {order} order: "
+                "it was altered, or it was issued for another type or order"
+            )
+        start: dict[str, str] = json.loads(payload)
+        return start
+
+
+def _non_null(values: Mapping[str, AttributeValue | None]) -> dict[str, AttributeValue]:
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _b64encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _raise_if_item_too_large(entity: Entity, error: ClientError) -> None:
+    """DynamoDB measures the final item (an update adds to what is stored): map its verdict."""
+    details = error.response.get("Error", {})
+    message = str(details.get("Message", ""))
+    if details.get("Code") == "ValidationException" and "item size" in message.lower():
+        raise ItemTooLarge(
+            f"item for {entity.name} would exceed DynamoDB's limit of 400 KB ({message})"
+        ) from error
+
+
+def _storable(where: str, type_ref: TypeRef, value: object) -> Any:
+    """The value as TypeSerializer takes it, after checking it against the field's type.
+
+    The GraphQL layer has already coerced inputs; this guards every other caller.
+    """
+    if not type_ref.is_list:
+        return _storable_scalar(where, type_ref.name, value)
+    if not isinstance(value, list):
+        raise InvalidValue(
+            f"{where} must be a list ({type_ref.sdl()}), got {type(value).__name__} "
+            f"{reprlib.repr(value)}"
+        )
+    items: list[Any] = []
+    for index, item in enumerate(value):
+        if item is None:
+            if type_ref.item_non_null:
+                raise InvalidValue(f"{where}[{index}] is non-null and cannot be null")
+            items.append(None)
+        else:
+            items.append(_storable_scalar(f"{where}[{index}]", type_ref.name, item))
+    return items
+
+
+def _storable_scalar(where: str, type_name: str, value: object) -> Any:
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if type_name == "Float":
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidValue(f"{where} must be a finite number, got {value!r}")
+        if is_number:
+            # repr is the shortest text that reads back as the same float.
+            return Decimal(repr(value))
+        expected = "a number"
+    elif type_name in _INTEGER_SCALARS:
+        if is_number and isinstance(value, int):
+            return value
+        expected = "an integer"
+    elif type_name == "Boolean":
+        if isinstance(value, bool):
+            return value
+        expected = "true or false"
+    else:
+        # ID, String, enums and the AWS string scalars are all stored as strings.
+        if isinstance(value, str):
+            return value
+        expected = "a string"
+    raise InvalidValue(
+        f"{where} must be {expected} ({type_name}), got {type(value).__name__} "
+        f"{reprlib.repr(value)}"
+    )
+
+
+def _from_stored(type_ref: TypeRef, value: Any) -> Any:
+    if isinstance(value, list):
+        return [_from_stored_scalar(type_ref.name, item) for item in value]
+    return _from_stored_scalar(type_ref.name, value)
+
+
+def _from_stored_scalar(type_name: str, value: Any) -> Any:
+    """DynamoDB returns every number as Decimal; GraphQL wants int or float by type."""
+    if isinstance(value, Decimal):
+        return float(value) if type_name == "Float" else int(value)
+    return value
+
+
+def _item_size(item: Mapping[str, AttributeValue]) -> int:
+    """The item's size by DynamoDB's documented rules: attribute names plus values."""
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+def _value_size(value: AttributeValue) -> int:
+    ((kind, content),) = value.items()
+    if kind == "S":
+        return len(content.encode())
+    if kind == "N":
+        # About one byte per two significant digits, plus one.
+        digits = "".join(map(str, Decimal(content).as_tuple().digits)).strip("0")
+        return (len(digits) + 1) // 2 + 1
+    if kind == "L":
+        # Three bytes for the list, one more per element.
+        return 3 + sum(1 + _value_size(element) for element in content)
+    return 1  # BOOL and NULL

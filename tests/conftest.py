@@ -1,0 +1,94 @@
+"""Load ``app.py`` the way Chalice does, on the embedded local default, once per test.
+
+Every test gets a fresh import of ``app`` (so ``OCG_SCHEMA_FILE`` can point at its own
+schema) and a fresh emulated AWS, stopped afterwards so that tests using their own
+``mock_aws()`` never share its state.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from chalice.test import Client
+
+from chalicelib.local import stop_embedded_aws
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_SCHEMA = ROOT / "schema.graphql"
+
+
+@dataclass
+class LoadedApp:
+    module: ModuleType
+    client: Client
+
+    @property
+    def services(self) -> Any:
+        return self.module.services
+
+    def post(self, body: str | bytes, content_type: str = "application/json") -> Any:
+        return self.client.http.post(
+            "/graphql", headers={"content-type": content_type}, body=body
+        )
+
+    def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        response = self.post(json.dumps({"query": query, "variables": variables or {}}))
+        assert response.status_code == 200, response.body
+        result: dict[str, Any] = json.loads(response.body)
+        return result
+
+    def data(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        result = self.graphql(query, variables)
+        assert "errors" not in result, result["errors"]
+        data: dict[str, Any] = result["data"]
+        return data
+
+    def error_messages(self, query: str, variables: dict[str, Any] | None = None) -> list[str]:
+        result = self.graphql(query, variables)
+        assert result.get("errors"), f"expected errors, got {result}"
+        return [error["message"] for error in result["errors"]]
+
+    def settle(self) -> None:
+        """Deliver every pending stream record and queue message to the handlers."""
+        self.services.local_runtime.events.wait_until_idle()
+
+
+@pytest.fixture
+def load_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., LoadedApp]]:
+    loaded: list[LoadedApp] = []
+
+    def load(schema: str | Path = EXAMPLE_SCHEMA) -> LoadedApp:
+        if isinstance(schema, str):
+            path = tmp_path / "schema.graphql"
+            path.write_text(schema)
+            schema = path
+        monkeypatch.setenv("OCG_MODE", "local")
+        monkeypatch.setenv("OCG_PROJECT", "shop")
+        monkeypatch.setenv("OCG_LOCAL_DIR", str(tmp_path / "local"))
+        monkeypatch.setenv("OCG_SCHEMA_FILE", str(schema))
+        sys.modules.pop("app", None)
+        module = importlib.import_module("app")
+        app = LoadedApp(module, Client(module.app, stage_name="local", project_dir=str(ROOT)))
+        loaded.append(app)
+        return app
+
+    yield load
+    for app in loaded:
+        if app.services.local_runtime is not None:
+            app.services.local_runtime.stop()
+    sys.modules.pop("app", None)
+    stop_embedded_aws()
+
+
+@pytest.fixture
+def shop(load_app: Callable[..., LoadedApp]) -> LoadedApp:
+    """The app serving the example schema."""
+    return load_app()

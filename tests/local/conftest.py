@@ -1,0 +1,35 @@
+"""One embedded AWS for this package's tests, reset before each and stopped at the end.
+
+Stopping matters: while it runs, every ``mock_aws()`` elsewhere in the suite nests
+inside it and would share (and never reset) its state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chalicelib.local import EmbeddedAWS, start_embedded_aws, stop_embedded_aws
+from chalicelib.settings import Settings, load_settings
+
+
+@pytest.fixture(scope="package", autouse=True)
+def _embedded_aws_lifetime() -> Iterator[None]:
+    yield
+    stop_embedded_aws()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(
+        {"OCG_MODE": "local", "OCG_PROJECT": "local-events", "OCG_LOCAL_DIR": str(tmp_path)}
+    )
+
+
+@pytest.fixture
+def aws(settings: Settings) -> EmbeddedAWS:
+    embedded = start_embedded_aws(settings)
+    embedded.reset()
+    return embedded

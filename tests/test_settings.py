@@ -1,0 +1,60 @@
+from pathlib import Path
+
+import pytest
+
+from chalicelib.settings import PROJECT_ROOT, SettingsError, load_settings
+
+
+def test_local_defaults_follow_the_design_names() -> None:
+    settings = load_settings({"OCG_PROJECT": "my-shop"})
+
+    assert settings.mode == "local"
+    assert settings.table_name == "OCG-my-shop"
+    assert settings.lake_bucket == "ocg-my-shop-123456789012"
+    assert settings.glue_database == "my_shop_db"
+    assert settings.cascade_queue_arn == "arn:aws:sqs:us-east-1:123456789012:ocg-my-shop-cascade"
+    assert settings.deletion_queue_url.endswith("/123456789012/ocg-my-shop-deletion")
+    assert settings.schema_file == PROJECT_ROOT / "schema.graphql"
+    assert settings.local_lake_dir == PROJECT_ROOT / ".local" / "lake"
+
+
+def test_aws_mode_derives_names_from_region_and_account() -> None:
+    settings = load_settings(
+        {
+            "OCG_PROJECT": "shop",
+            "OCG_MODE": "aws",
+            "AWS_REGION": "eu-west-1",
+            "OCG_ACCOUNT_ID": "210987654321",
+        }
+    )
+
+    assert settings.lake_bucket == "ocg-shop-210987654321"
+    assert settings.cascade_queue_arn == "arn:aws:sqs:eu-west-1:210987654321:ocg-shop-cascade"
+    assert settings.table_stream_arn.startswith(
+        "arn:aws:dynamodb:eu-west-1:210987654321:table/OCG-shop/stream/"
+    )
+
+
+def test_every_derived_name_can_be_overridden() -> None:
+    settings = load_settings({"OCG_TABLE": "custom", "OCG_SCHEMA_FILE": "other/s.graphql"})
+
+    assert settings.table_name == "custom"
+    assert settings.schema_file == PROJECT_ROOT / "other" / "s.graphql"
+    assert load_settings({"OCG_SCHEMA_FILE": "/abs/s.graphql"}).schema_file == Path(
+        "/abs/s.graphql"
+    )
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"OCG_PROJECT": "Shop"}, "OCG_PROJECT='Shop' must match"),
+        ({"OCG_PROJECT": "ab"}, "OCG_PROJECT='ab' must match"),
+        ({"OCG_MODE": "cloud"}, "OCG_MODE='cloud' must be 'aws' or 'local'"),
+        ({"OCG_MODE": "aws", "AWS_REGION": "us-east-1"}, "OCG_ACCOUNT_ID=''"),
+        ({"OCG_MODE": "aws", "OCG_ACCOUNT_ID": "123456789012"}, "AWS_REGION"),
+    ],
+)
+def test_bad_settings_name_the_variable(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(")):
+        load_settings(environ)
