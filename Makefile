@@ -15,8 +15,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 ## Run the app on the embedded local default (moto + DuckDB) with the GraphQL explorer.
+## No auto-reload: a restart would empty the in-memory AWS, and lake writes would trigger it.
 run: install
-	$(BIN)/chalice local --stage local --port $(PORT)
+	$(BIN)/chalice local --stage local --port $(PORT) --no-autoreload
 
 ## The test suite (what CI runs).
 test: install

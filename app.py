@@ -5,8 +5,7 @@ at import, so ``chalice local``, ``chalice package`` and ``chalice deploy`` refu
 
 from typing import Any
 
-from chalice import Chalice, Response
-from chalice.app import CloudWatchEvent, DynamoDBEvent, SQSEvent
+from chalice.app import Chalice, CloudWatchEvent, DynamoDBEvent, Response, SQSEvent
 
 from chalicelib import handlers
 from chalicelib.services import boot

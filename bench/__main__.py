@@ -10,9 +10,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 
 
 def main() -> int:
-    modules = sorted(
-        path.stem for path in BENCH_DIR.glob("*.py") if not path.stem.startswith("_")
-    )
+    modules = sorted(path.stem for path in BENCH_DIR.glob("*.py") if not path.stem.startswith("_"))
     failed = 0
     for module in modules:
         print(f"== bench.{module}", flush=True)

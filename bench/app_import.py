@@ -48,8 +48,10 @@ def main() -> None:
     runs = [measure_once() for _ in range(RUNS)]
     times = sorted(float(str(run["ms"])) for run in runs)
     heavy = sorted({module for run in runs for module in run["heavy"]})  # type: ignore[attr-defined]
-    print(f"import app (aws mode) over boto3+ariadne: median {statistics.median(times):.1f} ms, "
-          f"min {times[0]:.1f} ms, max {times[-1]:.1f} ms over {RUNS} runs (target < 60 ms)")
+    print(
+        f"import app (aws mode) over boto3+ariadne: median {statistics.median(times):.1f} ms, "
+        f"min {times[0]:.1f} ms, max {times[-1]:.1f} ms over {RUNS} runs (target < 60 ms)"
+    )
     print(f"heavy modules loaded: {', '.join(heavy) if heavy else 'none'}")
 
 

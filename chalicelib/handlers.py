@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from chalice import Response
+from chalice.app import Response
 
 if TYPE_CHECKING:
     from chalice.app import CloudWatchEvent, DynamoDBEvent, Request, SQSEvent
@@ -21,14 +21,16 @@ logger = logging.getLogger(__name__)
 
 
 def _to_chalice(response: HttpResponse) -> Response:
-    return Response(body=response.body, status_code=response.status, headers=response.headers)
+    headers: dict[str, str | list[str]] = {**response.headers}
+    return Response(body=response.body, status_code=response.status, headers=headers)
 
 
-def graphql_request(request: Request, services: Services) -> Response:
+def graphql_request(request: Request | None, services: Services) -> Response:
     from chalicelib.graphql import RequestContext, execute
 
     context = RequestContext(store=services.store)
-    return _to_chalice(execute(services.graphql_schema, request.raw_body, context))
+    body = request.raw_body if request is not None else None
+    return _to_chalice(execute(services.graphql_schema, body, context))
 
 
 def graphql_explorer(services: Services) -> Response:
@@ -38,10 +40,15 @@ def graphql_explorer(services: Services) -> Response:
 
 
 def table_changes(event: DynamoDBEvent, services: Services) -> dict[str, Any]:
-    """Mirror table changes into the lake (filled in by the data-lake feature)."""
-    records = event.to_dict().get("Records", [])
-    logger.info("table stream: %d record(s)", len(records))
-    return {"batchItemFailures": []}
+    from chalicelib.lake.stream import process_stream_event
+
+    return process_stream_event(
+        event.to_dict(),
+        model=services.model,
+        object_store=services.lake_objects,
+        sqs_client=services.client("sqs"),
+        cascade_queue_url=services.settings.cascade_queue_url,
+    )
 
 
 def cascade_messages(event: SQSEvent, services: Services) -> dict[str, Any]:

@@ -79,3 +79,18 @@ def lake_object_key(table: str, created_at: str, object_id: str) -> str:
 
 def lake_table_prefix(table: str) -> str:
     return f"{LAKE_PREFIX}/{table}/"
+
+
+# Attributes of a join row item (DESIGN §3), the contract between the writer of join
+# rows and the lake: ``relationId``, ``tableName`` (the join table), one attribute per
+# typed column named as the column (``userId``, ``productId``: the referenced ids) and
+# ``createdAt`` (ISO-8601 UTC, as on entity items). Its ``entityType`` is
+# ``JOIN_ROW_ENTITY_TYPE``: it has capitals, so it never equals an entity's lower-cased
+# ``t``, and items without ``entityType`` are never mirrored into the lake.
+JOIN_ROW_ENTITY_TYPE = JOIN_ROW_PREFIX
+JOIN_ROW_RELATION_ID = "relationId"
+JOIN_ROW_TABLE_NAME = "tableName"
+CREATED_AT = "createdAt"
+# The lake column of a join row that holds the row's own object key: what a deletion
+# task's SELECT returns (DESIGN §6).
+LAKE_S3_KEY = "s3Key"

@@ -39,9 +39,7 @@ def delete_relation(client: Any, table_name: str, relation_id: str, *, last: str
             IndexName=keys.GSI1,
             KeyConditionExpression="#pk = :pk",
             ExpressionAttributeNames={"#pk": keys.GSI1_PK},
-            ExpressionAttributeValues={
-                ":pk": {"S": f"{keys.JOIN_RELATION_PREFIX}#{relation_id}"}
-            },
+            ExpressionAttributeValues={":pk": {"S": f"{keys.JOIN_RELATION_PREFIX}#{relation_id}"}},
         )
     )
     relation_items.sort(key=lambda item: item[keys.PK]["S"] == last)
@@ -49,9 +47,7 @@ def delete_relation(client: Any, table_name: str, relation_id: str, *, last: str
         client.delete_item(TableName=table_name, Key=_key_of(item))
 
 
-def delete_entity_relations(
-    client: Any, table_name: str, entity_key: str, entity_id: str
-) -> int:
+def delete_entity_relations(client: Any, table_name: str, entity_key: str, entity_id: str) -> int:
     """Delete every join row that references one entity; returns how many were found."""
     partition = keys.entity_relations_partition(entity_key, entity_id)
     items = _query_all(

@@ -8,23 +8,30 @@ start pays only for what its function touches.
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
 import sys
 from collections.abc import Callable
 from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.schema import load_schema
-from chalicelib.settings import Settings, load_settings
+from chalicelib.keys import LAKE_PREFIX
+from chalicelib.schema import SchemaError, load_schema
+from chalicelib.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
 from chalicelib.store import EntityStore
 
 if TYPE_CHECKING:
-    from chalice import Chalice
+    from chalice.app import Chalice
     from graphql import GraphQLSchema
 
-    from chalicelib.local import LocalRuntime
+    from chalicelib.lake.objects import ObjectStore
+    from chalicelib.local import EmbeddedAWS, LocalRuntime
     from chalicelib.schema.model import SchemaModel
 
 ClientFactory = Callable[[str], Any]
+
+logger = logging.getLogger(__name__)
 
 
 class Services:
@@ -39,6 +46,16 @@ class Services:
         return EntityStore(
             self.client("dynamodb"), self.settings.table_name, self.settings.list_token_secret
         )
+
+    @cached_property
+    def lake_objects(self) -> ObjectStore:
+        """Where the lake's files go: the S3 bucket, or on the embedded default a directory
+        DuckDB reads (moto's S3 is in memory, out of any SQL engine's reach)."""
+        from chalicelib.lake.objects import DirectoryObjectStore, S3ObjectStore
+
+        if self.settings.is_local:
+            return DirectoryObjectStore(self.settings.local_lake_dir)
+        return S3ObjectStore(self.client("s3"), self.settings.lake_bucket)
 
     @cached_property
     def graphql_schema(self) -> GraphQLSchema:
@@ -70,17 +87,57 @@ def _sql_checked_here(settings: Settings) -> bool:
 
 def _aws_clients(settings: Settings) -> ClientFactory:
     import boto3
+    from botocore.config import Config
 
     session = boto3.session.Session(region_name=settings.region)
-    return session.client
+    # The stream handler writes a batch's files concurrently: one connection per worker.
+    config = Config(max_pool_connections=32)
+    return lambda service_name: session.client(service_name, config=config)
+
+
+def _provision_lake(aws: EmbeddedAWS, model: SchemaModel) -> None:
+    """Describe the lake in Glue and empty its local directory: the emulated table starts
+    empty, and the lake must mirror it, not a previous run."""
+    from chalicelib.lake.catalog import ensure_catalog
+
+    settings = aws.settings
+    ensure_catalog(aws.client("glue"), settings.glue_database, model, settings.lake_bucket)
+    shutil.rmtree(settings.local_lake_dir / LAKE_PREFIX, ignore_errors=True)
+
+
+def _warn_if_reloading_would_wipe_state(settings: Settings) -> None:
+    """``chalice local`` restarts on any file change under the project, the local lake's
+    included, and a restart empties the in-memory AWS: say so before it happens."""
+    if os.environ.get("CHALICE_WORKER") and settings.local_dir.is_relative_to(PROJECT_ROOT):
+        logger.warning(
+            "chalice local is auto-reloading and the local lake (%s) is inside the project: "
+            "every lake write restarts the server and wipes the emulated AWS. "
+            "Run `make run` (chalice local --no-autoreload) or set OCG_LOCAL_DIR elsewhere.",
+            settings.local_dir,
+        )
 
 
 def boot() -> Services:
-    """Everything ``app.py`` needs; a bad setting or schema fails here, at import."""
-    settings = load_settings()
-    model = load_schema(settings.schema_file, check_sql=_sql_checked_here(settings))
+    """Everything ``app.py`` needs; a bad setting or schema fails here, at import.
+
+    The failure is a ``SystemExit`` carrying only the message, so the chalice CLI, the
+    Lambda log and a plain ``python -c "import app"`` show where and why, not a traceback.
+    """
+    try:
+        settings = load_settings()
+        model = load_schema(settings.schema_file, check_sql=_sql_checked_here(settings))
+    except SettingsError as error:
+        raise SystemExit(f"invalid setting: {error}") from None
+    except SchemaError as error:
+        raise SystemExit(f"{settings.schema_file} is not a valid schema:\n{error}") from None
+    except OSError as error:
+        raise SystemExit(f"cannot read the schema: {error}") from None
     if settings.is_local:
         from chalicelib.local import start_embedded_aws
 
-        return Services(settings, model, start_embedded_aws(settings).client)
+        _warn_if_reloading_would_wipe_state(settings)
+        aws = start_embedded_aws(settings)
+        _provision_lake(aws, model)
+        aws.add_reset_hook(lambda reset: _provision_lake(reset, model))
+        return Services(settings, model, aws.client)
     return Services(settings, model, _aws_clients(settings))

@@ -35,9 +35,7 @@ class LoadedApp:
         return self.module.services
 
     def post(self, body: str | bytes, content_type: str = "application/json") -> Any:
-        return self.client.http.post(
-            "/graphql", headers={"content-type": content_type}, body=body
-        )
+        return self.client.http.post("/graphql", headers={"content-type": content_type}, body=body)
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         response = self.post(json.dumps({"query": query, "variables": variables or {}}))

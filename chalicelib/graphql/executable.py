@@ -19,11 +19,12 @@ from chalicelib.graphql.scalars import aws_scalars
 from chalicelib.schema import naming
 from chalicelib.schema.model import Entity, SchemaModel
 from chalicelib.schema.sdl import public_sdl
-from chalicelib.store import EntityStore, StoreError
+from chalicelib.store import EntityStore, Order, StoreError
 
 logger = logging.getLogger(__name__)
 
 Resolver = Callable[..., Any]
+Info = GraphQLResolveInfo[Any]
 
 
 class ApiContext(Protocol):
@@ -38,7 +39,7 @@ class RequestContext:
     store: EntityStore
 
 
-def _store(info: GraphQLResolveInfo) -> EntityStore:
+def _store(info: Info) -> EntityStore:
     context: ApiContext = info.context
     return context.store
 
@@ -46,28 +47,29 @@ def _store(info: GraphQLResolveInfo) -> EntityStore:
 def _crud_resolvers(entity: Entity) -> tuple[dict[str, Resolver], dict[str, Resolver]]:
     """Query and Mutation resolvers of one entity, keyed by their public field names."""
 
-    def read(_: Any, info: GraphQLResolveInfo, id: str) -> dict[str, Any] | None:
+    def read(_: Any, info: Info, id: str) -> dict[str, Any] | None:
         return _store(info).read(entity, id)
 
     def list_items(
-        _: Any, info: GraphQLResolveInfo, limit: int, order: str, nextToken: str | None = None
+        _: Any, info: Info, limit: int, order: Order, nextToken: str | None = None
     ) -> dict[str, Any]:
         items, token = _store(info).list(entity, limit=limit, next_token=nextToken, order=order)
         return {"items": items, "nextToken": token}
 
-    def create(_: Any, info: GraphQLResolveInfo, input: Mapping[str, Any]) -> dict[str, Any]:
+    def create(_: Any, info: Info, input: Mapping[str, Any]) -> dict[str, Any]:
         return _store(info).create(entity, input)
 
-    def update(
-        _: Any, info: GraphQLResolveInfo, id: str, input: Mapping[str, Any]
-    ) -> dict[str, Any]:
+    def update(_: Any, info: Info, id: str, input: Mapping[str, Any]) -> dict[str, Any]:
         return _store(info).update(entity, id, input)
 
-    def delete(_: Any, info: GraphQLResolveInfo, id: str) -> dict[str, Any]:
+    def delete(_: Any, info: Info, id: str) -> dict[str, Any]:
         return {"id": id, "deleted": _store(info).delete(entity, id)}
 
-    queries = {naming.read_field(entity.name): read, naming.list_field(entity.name): list_items}
-    mutations = {
+    queries: dict[str, Resolver] = {
+        naming.read_field(entity.name): read,
+        naming.list_field(entity.name): list_items,
+    }
+    mutations: dict[str, Resolver] = {
         naming.create_field(entity.name): create,
         naming.update_field(entity.name): update,
         naming.delete_field(entity.name): delete,

@@ -8,7 +8,7 @@ their shapes from the same facts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ AWS_SCALARS = (
 )
 
 
-class TypeKind(str, Enum):
+class TypeKind(StrEnum):
     SCALAR = "scalar"
     ENUM = "enum"
     OBJECT = "object"

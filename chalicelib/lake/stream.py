@@ -1,0 +1,202 @@
+"""DynamoDB stream -> the lake (DESIGN §4): the only writer of ``tables/``.
+
+Each INSERT or MODIFY of an entity or join row item writes its whole Parquet file,
+each REMOVE deletes it, and an entity REMOVE also asks the cascade queue to remove the
+entity's relations. Writes are full overwrites keyed by the item, so applying a record
+twice is the same as applying it once; that is what makes retries safe.
+
+Nothing is dropped. A record that fails is reported in the partial batch response;
+Lambda then resumes the shard from the lowest reported sequence number, so only the
+first failure in the batch is reported, and every later record of the batch is
+delivered again. Replaying a later record is harmless because it is idempotent and
+each item's records are applied in stream order: records are grouped by object key,
+each group runs its records one after the other (stopping at its first failure, as
+the rest will be replayed), and different groups run concurrently on a bounded pool.
+
+Items are classified by key and ``entityType``: task and join relation items, and any
+item without ``entityType``, are not part of the lake. Join row items carry
+``entityType`` = ``keys.JOIN_ROW_ENTITY_TYPE`` and name their table in ``tableName``.
+
+pyarrow is imported when the first event is processed, not when this module is
+imported, so ``app.py`` can import this module in every function: only the stream
+function needs the pyarrow layer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer
+
+from chalicelib import keys
+from chalicelib.lake.columns import TableSpec, entity_table, join_row_table, parse_timestamp
+from chalicelib.lake.objects import ObjectStore
+from chalicelib.schema.model import SchemaModel
+
+logger = logging.getLogger(__name__)
+
+# S3 calls are I/O bound: enough threads for a full default batch (100 records) to take
+# a few round trips, few enough to stay within a small Lambda's memory.
+DEFAULT_MAX_WORKERS = 32
+
+_SKIPPED_PREFIXES = frozenset({keys.TASK_PREFIX, keys.JOIN_RELATION_PREFIX})
+_IMAGE_OF_EVENT = {"INSERT": "NewImage", "MODIFY": "NewImage", "REMOVE": "OldImage"}
+_deserialize = TypeDeserializer().deserialize
+
+Encoder = Callable[[TableSpec, Mapping[str, object]], bytes]
+BatchResponse = dict[str, list[dict[str, str]]]
+
+
+@dataclass(frozen=True)
+class _Change:
+    """What one stream record does to the lake."""
+
+    index: int
+    object_key: str
+    table: TableSpec
+    # The row's attributes by column name; None deletes the object.
+    values: Mapping[str, object] | None
+    # ``(t, id)`` of a removed entity, for the cascade queue.
+    removed_entity: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class _Tables:
+    entities: Mapping[str, TableSpec]
+    join_rows: Mapping[str, TableSpec]
+
+    @classmethod
+    def of(cls, model: SchemaModel) -> _Tables:
+        return cls(
+            entities={e.key: entity_table(e) for e in model.entities},
+            join_rows={t.name: join_row_table(t) for t in model.join_tables},
+        )
+
+
+def _string(image: Mapping[str, Any], name: str) -> str | None:
+    value = image.get(name, {}).get("S")
+    return value if isinstance(value, str) else None
+
+
+def _read_change(index: int, record: Mapping[str, Any], tables: _Tables) -> _Change | None:
+    """The record's change to the lake, or None when the item is not part of the lake."""
+    event_name = record.get("eventName")
+    stream = record["dynamodb"]
+    partition_key: str = stream["Keys"][keys.PK]["S"]
+    prefix, _, item_id = partition_key.partition("#")
+    if prefix in _SKIPPED_PREFIXES:
+        return None
+    if event_name not in _IMAGE_OF_EVENT:
+        raise ValueError(f"unknown eventName {event_name!r}")
+    image = stream.get(_IMAGE_OF_EVENT[event_name])
+    if image is None:
+        raise ValueError(
+            f"{event_name} of {partition_key} has no {_IMAGE_OF_EVENT[event_name]}: "
+            "the stream view type must be NEW_AND_OLD_IMAGES"
+        )
+    entity_type = _string(image, keys.ENTITY_TYPE)
+    removed_entity = None
+    if prefix == keys.JOIN_ROW_PREFIX and entity_type == keys.JOIN_ROW_ENTITY_TYPE:
+        table = tables.join_rows.get(_string(image, keys.JOIN_ROW_TABLE_NAME) or "")
+    elif entity_type == prefix:
+        table = tables.entities.get(prefix)
+        removed_entity = (prefix, item_id) if event_name == "REMOVE" else None
+    else:
+        return None
+    if table is None:
+        logger.warning("%s is not in the schema's lake tables; skipped", partition_key)
+        return None
+    created_at = _string(image, keys.CREATED_AT)
+    if created_at is None:
+        raise ValueError(f"{partition_key} has no {keys.CREATED_AT}")
+    # Normalised to UTC: the partition is the UTC date even if a zone offset slipped in.
+    created_utc = parse_timestamp(created_at).isoformat()
+    object_key = keys.lake_object_key(table.name, created_utc, item_id)
+    if event_name == "REMOVE":
+        return _Change(index, object_key, table, None, removed_entity)
+    values: dict[str, object] = {
+        column.name: _deserialize(image[column.name])
+        for column in table.columns
+        if column.name in image
+    }
+    if prefix == keys.JOIN_ROW_PREFIX:
+        values[keys.LAKE_S3_KEY] = object_key
+    return _Change(index, object_key, table, values)
+
+
+def _apply_in_order(
+    changes: list[_Change],
+    *,
+    encode: Encoder,
+    object_store: ObjectStore,
+    sqs_client: Any,
+    cascade_queue_url: str,
+) -> int | None:
+    """Apply one object's changes in stream order; the index of the first failure, if any."""
+    for change in changes:
+        try:
+            if change.values is None:
+                object_store.delete(change.object_key)
+            else:
+                object_store.put(change.object_key, encode(change.table, change.values))
+            if change.removed_entity is not None:
+                entity_type, entity_id = change.removed_entity
+                sqs_client.send_message(
+                    QueueUrl=cascade_queue_url,
+                    MessageBody=json.dumps({"entityType": entity_type, "entityId": entity_id}),
+                )
+        except Exception:
+            logger.exception("stream record %d (%s) failed", change.index, change.object_key)
+            return change.index
+    return None
+
+
+def process_stream_event(
+    event: Mapping[str, Any],
+    *,
+    model: SchemaModel,
+    object_store: ObjectStore,
+    sqs_client: Any,
+    cascade_queue_url: str,
+    max_workers: int = DEFAULT_MAX_WORKERS,
+) -> BatchResponse:
+    """Mirror a batch of stream records into the lake; the partial batch response out.
+
+    A record without ``dynamodb.SequenceNumber`` cannot be reported alone, so it fails
+    the whole invocation (Lambda retries the batch).
+    """
+    from chalicelib.lake.parquet import encode_row  # pyarrow: on this path only
+
+    records = event.get("Records", [])
+    sequence_numbers: list[str] = [record["dynamodb"]["SequenceNumber"] for record in records]
+    tables = _Tables.of(model)
+    failed: list[int] = []
+    by_object: dict[str, list[_Change]] = {}
+    for index, record in enumerate(records):
+        try:
+            change = _read_change(index, record, tables)
+        except Exception:
+            logger.exception("stream record %d (%s) failed", index, sequence_numbers[index])
+            failed.append(index)
+            continue
+        if change is not None:
+            by_object.setdefault(change.object_key, []).append(change)
+    if by_object:
+        apply = partial(
+            _apply_in_order,
+            encode=encode_row,
+            object_store=object_store,
+            sqs_client=sqs_client,
+            cascade_queue_url=cascade_queue_url,
+        )
+        with ThreadPoolExecutor(max_workers=min(max_workers, len(by_object))) as pool:
+            failed.extend(i for i in pool.map(apply, by_object.values()) if i is not None)
+    if not failed:
+        return {"batchItemFailures": []}
+    return {"batchItemFailures": [{"itemIdentifier": sequence_numbers[min(failed)]}]}

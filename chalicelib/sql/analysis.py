@@ -1,0 +1,169 @@
+"""SQL checks that need a real parser: sqlglot with the Trino dialect, which Athena runs.
+
+sqlglot takes ~75 ms to import, so only code that parses SQL imports this module.
+Placeholders are not SQL; before parsing they are replaced with neutral SQL of the same
+length (``$args.x`` in code by ``NULL``, ``$join_table(t)`` by ``t``, padded with spaces),
+so every offset sqlglot reports is an offset in the user's text. Inside a string
+literal a placeholder is just text and stays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import OptimizeError, ParseError, TokenError
+from sqlglot.optimizer.scope import Scope, traverse_scope
+
+from chalicelib.sql.placeholders import Context, Kind, Placeholder, substitute
+
+DIALECT = "trino"
+
+
+class SqlSyntaxError(ValueError):
+    def __init__(self, offset: int, message: str) -> None:
+        super().__init__(message)
+        self.offset = offset
+        self.message = message
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A table the statement reads, as written (Athena compares names case-insensitively)."""
+
+    name: str
+    offset: int
+    qualified: bool
+
+
+@dataclass(frozen=True)
+class ColumnRef:
+    """``alias.column`` where ``alias`` stands for table ``table``."""
+
+    table: str
+    column: str
+    offset: int
+
+
+@dataclass(frozen=True)
+class Analysis:
+    kind: str  # "SELECT" for any query (UNION, WITH ...), "DELETE", or the statement's keyword
+    tables: tuple[TableRef, ...]
+    columns: tuple[ColumnRef, ...]
+
+
+def analyze(sql: str) -> Analysis:
+    """Parse one statement and list what it reads; raises :class:`SqlSyntaxError`."""
+    statement = _parse_one(substitute(sql, _neutral))
+    query: exp.Expr
+    if isinstance(statement, exp.Query):
+        kind, query = "SELECT", statement
+    elif isinstance(statement, exp.Delete):
+        kind, query = "DELETE", _select_for_delete(statement)
+    else:
+        return Analysis(statement.key.upper(), (), ())
+    return Analysis(kind, _tables(query), _columns(query))
+
+
+def delete_to_select(sql: str) -> str:
+    """The SELECT a deletion task runs (DESIGN §6): ``DELETE a FROM t a [JOIN ...] WHERE ...``
+    becomes ``SELECT a.s3Key, a.relationId FROM t a [JOIN ...] WHERE ...``.
+
+    ``sql`` is a rendered statement (no placeholders left). Generating the DELETE itself
+    for Trino would silently drop its joins (FIELD-NOTES), so the SELECT is built from the
+    syntax tree.
+    """
+    statement = _parse_one(sql)
+    if not isinstance(statement, exp.Delete):
+        raise SqlSyntaxError(0, f"expected a DELETE statement, found {statement.key.upper()}")
+    return _select_for_delete(statement).sql(dialect=DIALECT)
+
+
+def _neutral(placeholder: Placeholder) -> str:
+    if placeholder.context is not Context.CODE:
+        return placeholder.text
+    neutral = "NULL" if placeholder.kind is Kind.ARGUMENT else placeholder.name
+    return neutral.ljust(placeholder.end - placeholder.start)
+
+
+def _parse_one(sql: str) -> exp.Expr:
+    try:
+        statements = [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
+    except ParseError as error:
+        raise _syntax_error(sql, error) from None
+    except TokenError as error:
+        raise SqlSyntaxError(0, f"cannot read the SQL: {error}") from None
+    if len(statements) != 1:
+        raise SqlSyntaxError(0, f"expected one SQL statement, found {len(statements)}")
+    return statements[0]
+
+
+def _syntax_error(sql: str, error: ParseError) -> SqlSyntaxError:
+    """sqlglot reports the line and the column where the offending token ends."""
+    if not error.errors:
+        return SqlSyntaxError(0, str(error))
+    first = error.errors[0]
+    line, column = first.get("line") or 1, first.get("col") or 1
+    line_start = sum(len(text) + 1 for text in sql.split("\n")[: line - 1])
+    offset = line_start + max(column - len(first.get("highlight") or ""), 0)
+    near = first.get("highlight") or ""
+    description = first.get("description") or str(error)
+    return SqlSyntaxError(
+        min(offset, len(sql)), f"cannot parse the SQL near {near!r}: {description}"
+    )
+
+
+def _select_for_delete(statement: exp.Delete) -> exp.Select:
+    targets = statement.args.get("tables") or []
+    unsupported = [k for k in ("using", "returning", "order", "limit") if statement.args.get(k)]
+    if len(targets) != 1 or unsupported:
+        what = ", ".join(u.upper() for u in unsupported) or "several targets"
+        raise SqlSyntaxError(0, f"DELETE with {what} is not supported")
+    alias = targets[0].name
+    table = statement.this.copy()
+    joins = table.args.pop("joins", None) or []
+    select = exp.select(exp.column("s3Key", alias), exp.column("relationId", alias)).from_(table)
+    for join in joins:
+        select = select.join(join)
+    where = statement.args.get("where")
+    return select.where(where.this.copy()) if where else select
+
+
+def _tables(query: exp.Expr) -> tuple[TableRef, ...]:
+    ctes = {cte.alias_or_name.lower() for cte in query.find_all(exp.CTE)}
+    refs = []
+    for table in query.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier):
+            continue  # a table function such as TABLE(sequence(...))
+        qualified = bool(table.args.get("db") or table.args.get("catalog"))
+        if qualified or table.name.lower() not in ctes:
+            refs.append(TableRef(table.name, table.this.meta.get("start", 0), qualified))
+    return tuple(sorted(refs, key=lambda r: r.offset))
+
+
+def _columns(query: exp.Expr) -> tuple[ColumnRef, ...]:
+    """Qualified columns whose qualifier is a table's alias; unqualified ones are skipped
+    (they may name an output column, which only a full resolver would tell)."""
+    try:
+        scopes = traverse_scope(query)
+    except OptimizeError:
+        return ()
+    refs = []
+    for scope in scopes:
+        for column in scope.columns:
+            start = column.this.meta.get("start")
+            if not column.table or not isinstance(start, int):
+                continue  # unqualified, or one of the SELECT's own columns for a DELETE
+            source = _source(scope, column.table)
+            if isinstance(source, exp.Table) and isinstance(source.this, exp.Identifier):
+                refs.append(ColumnRef(source.name, column.name, start))
+    return tuple(sorted(set(refs), key=lambda r: r.offset))
+
+
+def _source(scope: Scope | None, alias: str) -> object:
+    while scope is not None:
+        if alias in scope.sources:
+            return scope.sources[alias]
+        scope = scope.parent
+    return None

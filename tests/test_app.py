@@ -1,0 +1,158 @@
+"""The application as Chalice, Lambda and a new user see it: routes, start-up, packaging."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, LoadedApp
+
+AWS_ENV = {
+    "OCG_MODE": "aws",
+    "OCG_ACCOUNT_ID": "123456789012",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("", "request body is empty"),
+        ("{not json", "request body is not valid JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        ('{"variables": {}}', "must have a 'query' string"),
+        ('{"query": "{ __typename }", "variables": [1]}', "'variables' must be a JSON object"),
+        ('{"query": "{ __typename }", "operationName": 5}', "'operationName' must be a string"),
+    ],
+)
+def test_a_malformed_request_is_a_400_with_a_clear_message(
+    shop: LoadedApp, body: str, message: str
+) -> None:
+    response = shop.post(body)
+
+    assert response.status_code == 400
+    assert message in json.loads(response.body)["errors"][0]["message"]
+
+
+def test_graphql_errors_come_back_with_http_200(shop: LoadedApp) -> None:
+    result = shop.graphql("{ readUser(id: 1) { nope } }")
+
+    assert "Cannot query field 'nope' on type 'User'" in result["errors"][0]["message"]
+
+
+def test_get_serves_the_graphiql_explorer(shop: LoadedApp) -> None:
+    response = shop.client.http.get("/graphql")
+
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert "graphiql" in response.body.decode().lower()
+
+
+def test_the_original_query_fields_are_replaced_by_tasks(shop: LoadedApp) -> None:
+    fields = shop.data("{ __schema { queryType { fields { name } } } }")["__schema"]
+    names = {field["name"] for field in fields["queryType"]["fields"]}
+
+    assert "usersByCity" not in names
+    assert {"readUser", "listUser", "taskResultUsersByCity"} <= names
+
+
+def test_app_declares_every_handler_of_the_system(shop: LoadedApp) -> None:
+    app = shop.module.app
+    settings = shop.services.settings
+    sources = {source.name: source for source in app.event_sources}
+
+    assert set(sources) == {
+        "on_table_change",
+        "on_cascade_message",
+        "on_deletion_message",
+        "on_athena_state_change",
+    }
+    assert sources["on_table_change"].stream_arn == settings.table_stream_arn
+    assert sources["on_cascade_message"].queue_arn == settings.cascade_queue_arn
+    assert sources["on_deletion_message"].queue_arn == settings.deletion_queue_arn
+    assert sources["on_athena_state_change"].event_pattern["detail"] == {
+        "workgroupName": [settings.athena_workgroup]
+    }
+
+
+def test_importing_app_in_aws_mode_loads_no_heavy_library() -> None:
+    heavy = ("pyarrow", "pandas", "duckdb", "sqlglot", "moto")
+    result = run_python(
+        f"import sys, app; print([m for m in {heavy!r} if m in sys.modules])", **AWS_ENV
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_a_broken_schema_fails_the_import_with_file_line_and_rule(tmp_path: Path) -> None:
+    schema = tmp_path / "broken.graphql"
+    schema.write_text("type User {\n  id: ID!\n  friend: User\n}\n")
+
+    result = run_python("import app", OCG_SCHEMA_FILE=str(schema))
+
+    assert result.returncode != 0
+    assert f"{schema}:3:" in result.stderr
+    assert "User.friend" in result.stderr
+
+
+def test_a_broken_schema_is_refused_by_chalice_package(tmp_path: Path) -> None:
+    schema = tmp_path / "broken.graphql"
+    schema.write_text("type Query {\n  total: Int\n}\n")
+    chalice = Path(sys.executable).with_name("chalice")
+
+    result = subprocess.run(
+        [str(chalice), "package", "--stage", "dev", str(tmp_path / "out")],
+        cwd=ROOT,
+        env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "OCG_SCHEMA_FILE": str(schema)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert result.returncode != 0
+    assert f"{schema}:2:3: Query.total" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_deployment_package_contains_the_schema(tmp_path: Path) -> None:
+    chalice = Path(sys.executable).with_name("chalice")
+    result = subprocess.run(
+        [str(chalice), "package", "--stage", "dev", str(tmp_path / "out")],
+        cwd=ROOT,
+        env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+
+    with zipfile.ZipFile(tmp_path / "out" / "deployment.zip") as package:
+        names = set(package.namelist())
+        assert {"app.py", "chalicelib/services.py", "schema.graphql"} <= names
+        assert package.read("schema.graphql") == (ROOT / "schema.graphql").read_bytes()
+        assert not any(name.startswith(("pyarrow/", "pandas/", "duckdb/")) for name in names)
+    resources: dict[str, Any] = json.loads((tmp_path / "out" / "sam.json").read_text())["Resources"]
+    api_environment = resources["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert api_environment["OCG_MODE"] == "aws"
+    events = resources["OnCascadeMessage"]["Properties"]["Events"]
+    (cascade_source,) = events.values()
+    assert cascade_source["Properties"]["Queue"].endswith(":ocg-shop-cascade")
