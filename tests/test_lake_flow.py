@@ -15,7 +15,7 @@ import pytest
 from chalicelib import keys
 from tests.conftest import LoadedApp
 
-CATALOGUE = """
+CATALOGUE = '''
 enum Genre { NOVEL POETRY ESSAY }
 
 type Book {
@@ -41,9 +41,12 @@ type Reader {
 
 type Mutation {
   borrow(readerId: ID!, bookId: ID!)
-    @sql_query(query: "INSERT INTO $join_table(loans) (readerId:Reader, bookId:Book) VALUES ($args.readerId, $args.bookId)")
+    @sql_query(query: """
+      INSERT INTO $join_table(loans) (readerId:Reader, bookId:Book)
+      VALUES ($args.readerId, $args.bookId)
+    """)
 }
-"""
+'''
 BOOK_FIELDS = "id title pages price inPrint genre tags ratings publishedAt createdAt updatedAt"
 
 
