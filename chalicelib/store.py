@@ -25,7 +25,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from chalicelib import keys
-from chalicelib.schema.model import MANAGED_FIELDS, Entity, TypeRef
+from chalicelib.schema.model import INTEGER_RANGE, MANAGED_FIELDS, Entity, TypeRef
 
 Order = Literal["ASC", "DESC"]
 # One value in DynamoDB's wire format, e.g. ``{"S": "abc"}``, as the low-level client speaks.
@@ -36,6 +36,8 @@ MAX_LIST_LIMIT = 100
 ITEM_SIZE_LIMIT = 400 * 1024
 
 _INTEGER_SCALARS = frozenset({"Int", "AWSTimestamp"})
+# DynamoDB's smallest positive number; anything closer to zero is refused by it.
+_SMALLEST_NUMBER = 1e-130
 _TOKEN_MAC_SIZE = hashlib.sha256().digest_size
 # The attributes of a GSI2 LastEvaluatedKey: the table's keys plus the index's keys.
 _LIST_KEY_ATTRIBUTES = (keys.PK, keys.SK, keys.GSI2_PK, keys.GSI2_SK)
@@ -368,12 +370,18 @@ def _storable_scalar(where: str, type_name: str, value: object) -> Any:
     if type_name == "Float":
         if isinstance(value, float) and not math.isfinite(value):
             raise InvalidValue(f"{where} must be a finite number, got {value!r}")
-        if is_number:
+        if isinstance(value, int | float) and is_number:
+            if value != 0 and abs(value) < _SMALLEST_NUMBER:
+                raise InvalidValue(
+                    f"{where} = {value!r} is too close to zero for DynamoDB (1E-130 at least)"
+                )
             # repr is the shortest text that reads back as the same float.
             return Decimal(repr(value))
         expected = "a number"
     elif type_name in _INTEGER_SCALARS:
         if is_number and isinstance(value, int):
+            if value not in INTEGER_RANGE:
+                raise InvalidValue(f"{where} must fit in 64 bits, got {value}")
             return value
         expected = "an integer"
     elif type_name == "Boolean":
@@ -383,12 +391,22 @@ def _storable_scalar(where: str, type_name: str, value: object) -> Any:
     else:
         # ID, String, enums and the AWS string scalars are all stored as strings.
         if isinstance(value, str):
+            if not _is_encodable(value):
+                raise InvalidValue(f"{where} is not valid Unicode text (a lone surrogate)")
             return value
         expected = "a string"
     raise InvalidValue(
         f"{where} must be {expected} ({type_name}), got {type(value).__name__} "
         f"{reprlib.repr(value)}"
     )
+
+
+def _is_encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _from_stored(type_ref: TypeRef, value: Any) -> Any:

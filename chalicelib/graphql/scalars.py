@@ -42,12 +42,20 @@ def parse_aws_datetime(value: Any) -> str:
     return parsed.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})(Z|[+-]\d{2}:\d{2}(:\d{2})?)?")
+
+
 def _parse_aws_date(value: Any) -> str:
+    """``YYYY-MM-DD`` with AppSync's optional zone offset (``1970-01-01Z``)."""
     text = _expect_string("AWSDate", value)
+    match = _DATE.fullmatch(text)
     try:
-        return date.fromisoformat(text).isoformat()
+        if match is None:
+            raise ValueError(text)
+        date.fromisoformat(match.group(1))
     except ValueError:
-        raise GraphQLError(f"AWSDate must be YYYY-MM-DD, got {text!r}") from None
+        raise GraphQLError(f"AWSDate must be YYYY-MM-DD[offset], got {text!r}") from None
+    return text
 
 
 def _parse_aws_time(value: Any) -> str:

@@ -31,7 +31,14 @@ from decimal import Decimal
 from enum import Enum
 
 from chalicelib import keys
-from chalicelib.schema.model import Entity, JoinTable, SchemaModel, TypeKind, TypeRef
+from chalicelib.schema.model import (
+    INTEGER_RANGE,
+    Entity,
+    JoinTable,
+    SchemaModel,
+    TypeKind,
+    TypeRef,
+)
 
 
 class LakeSchemaError(ValueError):
@@ -158,9 +165,6 @@ def _to_string(value: object) -> str:
     )
 
 
-_BIGINT_RANGE = range(-(2**63), 2**63)
-
-
 def _to_bigint(value: object) -> int:
     if isinstance(value, Decimal) and value == value.to_integral_value():
         number = int(value)
@@ -168,7 +172,7 @@ def _to_bigint(value: object) -> int:
         number = value
     else:
         raise TypeError(f"{value!r} is not an integer")
-    if number not in _BIGINT_RANGE:
+    if number not in INTEGER_RANGE:
         raise ValueError(f"{number} does not fit in a 64-bit integer")
     return number
 

@@ -6,9 +6,13 @@ Chalice's ``DynamoDBEvent``/``SQSEvent``/``CloudWatchEvent`` wrappers and any mi
 run unchanged. Delivery semantics follow Lambda with ``ReportBatchItemFailures``:
 
 * DynamoDB stream: records in order per shard; a failed batch is retried (with
-  backoff) from the lowest failed sequence number, or whole if the handler raised;
-  nothing is ever skipped. Unlike Lambda's ``LATEST``, reading starts at the stream's
-  beginning, so writes made before :meth:`LocalEventRuntime.start` are not lost.
+  backoff) from the lowest failed sequence number, or whole if the handler raised.
+  Like an event-source mapping with ``MaximumRetryAttempts`` and an on-failure
+  destination, a record that still fails after ``stream_max_retries`` retries is set
+  aside — logged with its full content and kept in
+  :attr:`LocalEventRuntime.failed_records` — so one poison record cannot block every
+  later change. Unlike Lambda's ``LATEST``, reading starts at the stream's beginning,
+  so writes made before :meth:`LocalEventRuntime.start` are not lost.
 * SQS: successful messages are deleted, failed ones become visible again after
   ``sqs_retry_delay`` seconds, and SQS's redrive policy moves a message to its
   dead-letter queue after the maximum number of receives.
@@ -50,6 +54,8 @@ LAMBDA_MEMORY_MB = 128
 LAMBDA_TIMEOUT_MS = 60_000
 # Lambda retries a failed asynchronous invocation (EventBridge) twice.
 EVENT_RETRIES = 2
+# Retries of a failing stream record before it goes to the failure destination.
+STREAM_MAX_RETRIES = 5
 # The most records or messages one get_records / receive_message call returns.
 STREAM_READ_MAX = 1000
 SQS_RECEIVE_MAX = 10
@@ -142,6 +148,7 @@ class LocalEventRuntime:
         poll_interval: float = 0.1,
         retry_backoff: tuple[float, float] = (0.2, 2.0),
         sqs_retry_delay: int = 1,
+        stream_max_retries: int = STREAM_MAX_RETRIES,
     ) -> None:
         self._app = app
         self._aws = aws
@@ -149,6 +156,7 @@ class LocalEventRuntime:
         self.poll_interval = poll_interval
         self._retry_backoff = retry_backoff
         self._sqs_retry_delay = sqs_retry_delay
+        self._stream_max_retries = stream_max_retries
         self._streams = [
             self._stream_consumer(source)
             for source in app.event_sources
@@ -167,6 +175,7 @@ class LocalEventRuntime:
         self._events: deque[_EventDelivery] = deque()
         self._events_lock = threading.Lock()
         self.failed_events: list[dict[str, Any]] = []
+        self.failed_records: list[dict[str, Any]] = []
         self._stream_cache: dict[str, tuple[str, list[str]]] = {}
         self._generation = aws.generation
         self._stop = threading.Event()
@@ -389,25 +398,47 @@ class LocalEventRuntime:
                 sequence_numbers[0],
                 sequence_numbers[-1],
             )
+            self._stream_failed(consumer, shard_id, event["Records"][0], error)
+            return False
+        if not failures:
+            consumer.checkpoints[shard_id] = sequence_numbers[-1]
+            consumer.retry = _Retry()
+            return True
+        first_failed = min(failures, key=int)
+        position = sequence_numbers.index(first_failed)
+        if position:
+            consumer.checkpoints[shard_id] = sequence_numbers[position - 1]
+            consumer.retry = _Retry()
+        failure = RuntimeError(f"batch item failures {sorted(failures, key=int)}")
+        logger.error(
+            "stream handler %r reported %s; retrying from %s", consumer.name, failure, first_failed
+        )
+        self._stream_failed(consumer, shard_id, event["Records"][position], failure)
+        return False
+
+    def _stream_failed(
+        self,
+        consumer: _StreamConsumer,
+        shard_id: str,
+        record: dict[str, Any],
+        error: BaseException,
+    ) -> None:
+        """Retry from ``record`` later, or, once its retries are spent, set it aside."""
+        if consumer.retry.attempts < self._stream_max_retries:
             consumer.retry.failed(error, *self._retry_backoff)
-            return False
-        if failures:
-            first_failed = min(failures, key=int)
-            done = sequence_numbers[: sequence_numbers.index(first_failed)]
-            if done:
-                consumer.checkpoints[shard_id] = done[-1]
-            failure = RuntimeError(f"batch item failures {sorted(failures, key=int)}")
-            logger.error(
-                "stream handler %r reported %s; retrying from %s",
-                consumer.name,
-                failure,
-                first_failed,
-            )
-            consumer.retry.failed(failure, *self._retry_backoff)
-            return False
-        consumer.checkpoints[shard_id] = sequence_numbers[-1]
+            return
+        logger.error(
+            "stream handler %r: record %s still fails after %d retries (%s); "
+            "it goes to the failure destination and the stream moves on: %s",
+            consumer.name,
+            record["dynamodb"]["SequenceNumber"],
+            consumer.retry.attempts,
+            error,
+            record,
+        )
+        self.failed_records.append(record)
+        consumer.checkpoints[shard_id] = record["dynamodb"]["SequenceNumber"]
         consumer.retry = _Retry()
-        return True
 
     def _stream_record(self, record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
         """The record as Lambda delivers it: with its source ARN and an epoch time (botocore

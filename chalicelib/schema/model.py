@@ -30,6 +30,11 @@ AWS_SCALARS = (
 )
 
 
+# Integers (Int, AWSTimestamp) are 64-bit wherever they are kept: the lake's bigint
+# columns. The store refuses what the lake could not hold.
+INTEGER_RANGE = range(-(2**63), 2**63)
+
+
 class TypeKind(StrEnum):
     SCALAR = "scalar"
     ENUM = "enum"

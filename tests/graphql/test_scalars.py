@@ -89,3 +89,13 @@ def test_inline_literals_are_validated_too() -> None:
 
     assert good == {"data": {"echoAWSDate": "2026-11-23"}}
     assert "AWSDate must be YYYY-MM-DD" in bad["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("given", ["1970-01-01Z", "2026-11-23+01:00", "2026-11-23-05:30:00"])
+def test_dates_may_carry_a_zone_offset_as_in_appsync(given: str) -> None:
+    assert echo("AWSDate", given) == {"data": {"echoAWSDate": given}}
+
+
+@pytest.mark.parametrize("given", ["2026-02-30", "2026-11-23+1", "2026-11-23T00:00"])
+def test_impossible_or_malformed_dates_are_refused(given: str) -> None:
+    assert "AWSDate must be" in echo("AWSDate", given)["errors"][0]["message"]

@@ -20,10 +20,18 @@ from chalicelib.local import (
 from chalicelib.settings import Settings
 
 
-def runtime_for(app: Chalice, aws: EmbeddedAWS, settings: Settings) -> LocalEventRuntime:
+def runtime_for(
+    app: Chalice, aws: EmbeddedAWS, settings: Settings, *, stream_max_retries: int = 1000
+) -> LocalEventRuntime:
     """A runtime with test-speed polling and retries (SQS retries at once)."""
     return LocalEventRuntime(
-        app, aws, settings, poll_interval=0.01, retry_backoff=(0.01, 0.05), sqs_retry_delay=0
+        app,
+        aws,
+        settings,
+        poll_interval=0.01,
+        retry_backoff=(0.01, 0.05),
+        sqs_retry_delay=0,
+        stream_max_retries=stream_max_retries,
     )
 
 
@@ -140,6 +148,50 @@ def test_partial_batch_failure_retries_from_the_failed_record(
     assert deliveries[0] == ["a", "b", "c", "d", "e"]
     assert len(deliveries) > 2
     assert all(batch == ["c", "d", "e"] for batch in deliveries[1:])
+
+
+def test_a_record_failing_past_its_retries_is_set_aside_and_the_stream_moves_on(
+    app: Chalice, aws: EmbeddedAWS, settings: Settings
+) -> None:
+    deliveries: list[list[str]] = []
+
+    @app.on_dynamodb_record(stream_arn=settings.table_stream_arn)
+    def on_change(event: DynamoDBEvent) -> dict[str, Any]:
+        records = list(event)
+        deliveries.append([r.keys["PK"]["S"] for r in records])
+        failed = [r.sequence_number for r in records if r.keys["PK"]["S"] == "poison"]
+        return {"batchItemFailures": [{"itemIdentifier": s} for s in failed]}
+
+    for pk in ("a", "poison", "b"):
+        put(aws, settings, pk)
+    runtime = runtime_for(app, aws, settings, stream_max_retries=3)
+    runtime.wait_until_idle()
+
+    assert deliveries == [["a", "poison", "b"]] + [["poison", "b"]] * 3 + [["b"]]
+    (set_aside,) = runtime.failed_records
+    assert set_aside["dynamodb"]["Keys"] == key("poison")
+    assert set_aside["eventSourceARN"] == aws.table_stream_arn
+
+
+def test_a_raising_handler_sets_aside_only_the_first_record_of_the_batch(
+    app: Chalice, aws: EmbeddedAWS, settings: Settings
+) -> None:
+    deliveries: list[list[str]] = []
+
+    @app.on_dynamodb_record(stream_arn=settings.table_stream_arn)
+    def on_change(event: DynamoDBEvent) -> None:
+        batch = [r.keys["PK"]["S"] for r in event]
+        deliveries.append(batch)
+        if batch[0] == "poison":
+            raise ValueError("cannot process")
+
+    for pk in ("poison", "a"):
+        put(aws, settings, pk)
+    runtime = runtime_for(app, aws, settings, stream_max_retries=2)
+    runtime.wait_until_idle()
+
+    assert deliveries == [["poison", "a"]] * 3 + [["a"]]
+    assert [r["dynamodb"]["Keys"] for r in runtime.failed_records] == [key("poison")]
 
 
 def test_malformed_batch_failures_fail_the_whole_batch(
