@@ -158,7 +158,7 @@ def _build(document: DocumentNode, report: Report) -> GraphQLSchema:
     prelude += [f"scalar {name}" for name in AWS_SCALARS if name not in declared]
     if "Query" not in declared:
         prelude.append(STAND_IN_QUERY)
-    definitions = parse("\n".join(prelude)).definitions
+    definitions = parse("\n".join(prelude)).definitions if prelude else ()
     combined = DocumentNode(definitions=(*definitions, *document.definitions))
     for error in validate_sdl(combined):
         report.add_graphql(error, "graphql", document)

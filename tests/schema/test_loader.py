@@ -8,6 +8,7 @@ import pytest
 
 from chalicelib.schema import SchemaError, load_schema
 from chalicelib.schema.model import (
+    AWS_SCALARS,
     Argument,
     Field,
     JoinColumn,
@@ -235,3 +236,17 @@ def test_schema_without_query_or_mutation_is_only_entities(tmp_path: Path) -> No
     model = load_schema(write(tmp_path, "type Note {\n  id: ID!\n  text: String\n}\n"))
     assert [e.name for e in model.entities] == ["Note"]
     assert (model.query_tasks, model.insert_mutations, model.delete_mutations) == ((), (), ())
+
+
+def test_a_schema_declaring_every_scalar_and_directive_itself_loads(tmp_path: Path) -> None:
+    declarations = "\n".join(
+        [f"scalar {name}" for name in AWS_SCALARS]
+        + [
+            "directive @sql_query(query: String!) on FIELD_DEFINITION",
+            "directive @task_response on OBJECT",
+        ]
+    )
+    with_query = 'type Query { n: Int @sql_query(query: "SELECT COUNT(*) FROM customer") }'
+    for body in ("type Customer { id: ID! }", f"type Customer {{ id: ID! }}\n{with_query}"):
+        (customer,) = load_schema(write(tmp_path, f"{declarations}\n{body}\n")).entities
+        assert customer.name == "Customer"
