@@ -26,18 +26,19 @@ from botocore.exceptions import ClientError
 
 from chalicelib import keys
 from chalicelib.schema.model import INTEGER_RANGE, MANAGED_FIELDS, Entity, TypeRef
+from chalicelib.schema.naming import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
 
 Order = Literal["ASC", "DESC"]
 # One value in DynamoDB's wire format, e.g. ``{"S": "abc"}``, as the low-level client speaks.
 AttributeValue = dict[str, Any]
 
-MAX_LIST_LIMIT = 100
 # DynamoDB's documented limit: 400 KB, counted in binary kilobytes.
 ITEM_SIZE_LIMIT = 400 * 1024
 
 _INTEGER_SCALARS = frozenset({"Int", "AWSTimestamp"})
-# DynamoDB's smallest positive number; anything closer to zero is refused by it.
+# The magnitudes DynamoDB numbers can have: from 1E-130 to below 1E+126.
 _SMALLEST_NUMBER = 1e-130
+_NUMBER_BOUND = 1e126
 _TOKEN_MAC_SIZE = hashlib.sha256().digest_size
 # The attributes of a GSI2 LastEvaluatedKey: the table's keys plus the index's keys.
 _LIST_KEY_ATTRIBUTES = (keys.PK, keys.SK, keys.GSI2_PK, keys.GSI2_SK)
@@ -202,7 +203,7 @@ class EntityStore:
     def list(
         self,
         entity: Entity,
-        limit: int = 20,
+        limit: int = DEFAULT_LIST_LIMIT,
         next_token: str | None = None,
         order: Order = "DESC",
     ) -> tuple[list[dict[str, Any]], str | None]:
@@ -320,8 +321,21 @@ class EntityStore:
                 f"nextToken is not valid for the list of {entity.name} in {order} order: "
                 "it was altered, or it was issued for another type or order"
             )
-        start: dict[str, str] = json.loads(payload)
-        return start
+        start = json.loads(payload)
+        if not _is_list_position(entity, start):
+            raise InvalidNextToken(f"nextToken does not point into the list of {entity.name}")
+        return dict(start)
+
+
+def _is_list_position(entity: Entity, start: object) -> bool:
+    """Whether a decoded token is a GSI2 key of this entity's list, whoever signed it."""
+    if not isinstance(start, dict) or set(start) != set(_LIST_KEY_ATTRIBUTES):
+        return False
+    if not all(isinstance(value, str) for value in start.values()):
+        return False
+    entity_id = str(start[keys.GSI2_SK]).rpartition("#")[2]
+    item_key = keys.entity_key(entity.key, entity_id)
+    return bool(start[keys.GSI2_PK] == entity.key and start[keys.PK] == start[keys.SK] == item_key)
 
 
 def _non_null(values: Mapping[str, AttributeValue | None]) -> dict[str, AttributeValue]:
@@ -371,9 +385,10 @@ def _storable_scalar(where: str, type_name: str, value: object) -> Any:
         if isinstance(value, float) and not math.isfinite(value):
             raise InvalidValue(f"{where} must be a finite number, got {value!r}")
         if isinstance(value, int | float) and is_number:
-            if value != 0 and abs(value) < _SMALLEST_NUMBER:
+            if value != 0 and not _SMALLEST_NUMBER <= abs(value) < _NUMBER_BOUND:
                 raise InvalidValue(
-                    f"{where} = {value!r} is too close to zero for DynamoDB (1E-130 at least)"
+                    f"{where} = {value!r} is outside DynamoDB's number range "
+                    "(magnitude from 1E-130 to below 1E+126)"
                 )
             # repr is the shortest text that reads back as the same float.
             return Decimal(repr(value))

@@ -220,4 +220,39 @@ def test_aws_datetime_input_is_validated(load_app: Any) -> None:
     assert app.data(create, {"at": "2026-11-23T20:00:00+01:00"}) == {
         "createEvent": {"at": "2026-11-23T19:00:00.000Z"}
     }
-    assert "AWSDateTime must be ISO-8601" in app.error_messages(create, {"at": "tomorrow"})[0]
+    assert (
+        "AWSDateTime must be a valid date and time"
+        in app.error_messages(create, {"at": "tomorrow"})[0]
+    )
+
+
+def test_an_explicit_null_limit_or_order_means_the_default(shop: LoadedApp) -> None:
+    ids = [create_user(shop, name=f"user {n}")["id"] for n in range(25)]
+
+    page = shop.data(LIST_USER, {"limit": None, "order": None})["listUser"]
+
+    assert [item["id"] for item in page["items"]] == list(reversed(ids))[:20]
+
+
+class BrokenStore:
+    def read(self, entity: Any, entity_id: str) -> None:
+        raise RuntimeError("secret internal detail")
+
+
+def test_an_unexpected_failure_is_reported_without_its_details(
+    shop: LoadedApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    shop.services.store = BrokenStore()
+
+    messages = shop.error_messages(READ_USER, {"id": "x"})
+
+    assert messages == ["Internal server error; the request was not completed"]
+    assert "secret internal detail" in caplog.text
+
+
+def test_bad_input_is_not_logged_as_a_server_fault(
+    shop: LoadedApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    shop.error_messages(UPDATE_USER, {"id": "missing", "input": {"age": 1}})
+
+    assert "does not exist" not in caplog.text

@@ -16,7 +16,7 @@ from ariadne import graphql_sync
 from ariadne.explorer import ExplorerGraphiQL
 from graphql import GraphQLSchema
 
-from chalicelib.graphql.executable import format_error
+from chalicelib.graphql.executable import error_log, format_error
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 
@@ -61,7 +61,9 @@ def execute(schema: GraphQLSchema, body: bytes | str | None, context: Any) -> Ht
         data = parse_request(body)
     except BadRequest as error:
         return HttpResponse(400, json.dumps({"errors": [{"message": str(error)}]}), JSON_HEADERS)
-    _, result = graphql_sync(schema, data, context_value=context, error_formatter=format_error)
+    _, result = graphql_sync(
+        schema, data, context_value=context, error_formatter=format_error, logger=error_log
+    )
     return HttpResponse(200, json.dumps(result), JSON_HEADERS)
 
 

@@ -51,9 +51,19 @@ def _crud_resolvers(entity: Entity) -> tuple[dict[str, Resolver], dict[str, Reso
         return _store(info).read(entity, id)
 
     def list_items(
-        _: Any, info: Info, limit: int, order: Order, nextToken: str | None = None
+        _: Any,
+        info: Info,
+        limit: int | None = None,
+        order: Order | None = None,
+        nextToken: str | None = None,
     ) -> dict[str, Any]:
-        items, token = _store(info).list(entity, limit=limit, next_token=nextToken, order=order)
+        # An explicit null means "not given": the defaults of the SDL apply.
+        items, token = _store(info).list(
+            entity,
+            limit=naming.DEFAULT_LIST_LIMIT if limit is None else limit,
+            next_token=nextToken,
+            order=order or "DESC",
+        )
         return {"items": items, "nextToken": token}
 
     def create(_: Any, info: Info, input: Mapping[str, Any]) -> dict[str, Any]:
@@ -115,16 +125,35 @@ def build_executable_schema(model: SchemaModel) -> GraphQLSchema:
     )
 
 
-def format_error(error: GraphQLError, debug: bool = False) -> dict[str, Any]:
-    """Show users the errors meant for them; log the rest and show a plain message.
+def is_internal(error: GraphQLError) -> bool:
+    """A fault of ours rather than of the request: an unexpected exception in a resolver.
 
-    Errors raised by the store and by validation explain bad input; anything else is a
-    fault of ours whose text (an AWS error, a stack detail) is no help to a client.
+    Syntax, validation and input coercion errors have no path; store errors and GraphQL
+    errors explain bad input. Anything else (an AWS error, a bug) is no help to a client.
     """
     original = error.original_error
-    if original is None or isinstance(original, (StoreError, GraphQLError)):
-        return dict(error.formatted)
-    logger.error("resolver failed", exc_info=original)
+    return (
+        error.path is not None
+        and original is not None
+        and not isinstance(original, (StoreError, GraphQLError))
+    )
+
+
+def format_error(error: GraphQLError, debug: bool = False) -> dict[str, Any]:
     formatted = dict(error.formatted)
-    formatted["message"] = "Internal server error; the request was not completed"
+    if is_internal(error):
+        formatted["message"] = "Internal server error; the request was not completed"
     return formatted
+
+
+class InternalErrorLog(logging.LoggerAdapter[logging.Logger]):
+    """Ariadne logs every GraphQL error with a traceback; only our own faults deserve one,
+    so a client's bad input does not bury them."""
+
+    def error(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        if isinstance(msg, GraphQLError) and not is_internal(msg):
+            return
+        super().error(msg, *args, **kwargs)
+
+
+error_log = InternalErrorLog(logger)

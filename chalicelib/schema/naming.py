@@ -55,6 +55,10 @@ def task_result_type(task: str) -> str:
     return f"TaskResult{capitalized(task)}"
 
 
+# listT pages: the default page size of the SDL and the cap the store applies.
+DEFAULT_LIST_LIMIT = 20
+MAX_LIST_LIMIT = 100
+
 DELETE_RESULT = "DeleteResult"
 SORT_ORDER = "SortOrder"
 TASK_STATUS = "TaskStatus"

@@ -29,7 +29,10 @@ from graphql import (
 from chalicelib.schema import naming
 from chalicelib.schema.model import Argument, Entity, Field, SchemaModel, TypeKind
 
-LIST_ARGUMENTS = f"limit: Int = 20, nextToken: String, order: {naming.SORT_ORDER} = DESC"
+LIST_ARGUMENTS = (
+    f"limit: Int = {naming.DEFAULT_LIST_LIMIT}, nextToken: String, "
+    f"order: {naming.SORT_ORDER} = DESC"
+)
 TASK_FIELDS = (
     f"taskStatus: {naming.TASK_STATUS}!",
     "startDate: AWSDateTime!",

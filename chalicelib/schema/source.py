@@ -15,6 +15,8 @@ from pathlib import Path
 from graphql import GraphQLSyntaxError, Source, StringValueNode, get_location
 from graphql.language import Lexer, Token, TokenKind
 
+from chalicelib.schema.errors import Problem, SchemaError
+
 # What an omitted return type reads as until the SQL decides: INSERT mutations return
 # Boolean!, DELETE mutations become deletion tasks and drop it.
 _INSERTED_TYPE = ": Boolean "
@@ -32,7 +34,7 @@ class UserSource:
 
     @classmethod
     def read(cls, path: Path) -> UserSource:
-        text = path.read_text(encoding="utf-8")
+        text = _decode(path)
         insertions = tuple(_omitted_return_types(Source(text)))
         patched = text
         for offset in reversed(insertions):
@@ -236,3 +238,18 @@ def _checked(chars: list[tuple[str, int]], value: str, end: int) -> list[int] | 
     if "".join(c for c, _ in chars) != value:
         return None
     return [offset for _, offset in chars] + [end]
+
+
+def _decode(path: Path) -> str:
+    """The file's text; a file that is not UTF-8 is a schema error at the first bad byte."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        before = raw[: error.start]
+        line = before.count(b"\n") + 1
+        column = error.start - (before.rfind(b"\n") + 1) + 1
+        problem = Problem(
+            line, column, str(path), "", "encoding", f"the file is not UTF-8 text ({error.reason})"
+        )
+        raise SchemaError([problem]) from None

@@ -4,7 +4,6 @@ from typing import Any
 
 import pytest
 from ariadne import QueryType, graphql_sync, make_executable_schema
-from graphql import GraphQLError
 
 from chalicelib.graphql.scalars import aws_scalars, parse_aws_datetime
 
@@ -55,17 +54,44 @@ def test_datetimes_are_normalised_to_utc_milliseconds(given: str, stored: str) -
     assert echo("AWSDateTime", given) == {"data": {"echoAWSDateTime": stored}}
 
 
-@pytest.mark.parametrize("given", ["2026-11-23", "2026-11-23T19:22:14", "yesterday", 5])
-def test_datetimes_without_zone_or_time_are_refused(given: object) -> None:
-    with pytest.raises(GraphQLError, match="AWSDateTime"):
+@pytest.mark.parametrize(
+    "given",
+    [
+        "2026-11-23",
+        "2026-11-23T19:22:14",
+        "yesterday",
+        5,
+        "2026-02-30T00:00:00Z",
+        "20260101T000000Z",
+        "2026-W01-1T00:00:00Z",
+        "0001-01-01T00:00:00+01:00",
+        "9999-12-31T23:59:59-01:00",
+    ],
+)
+def test_datetimes_that_are_not_valid_zoned_iso_8601_are_refused(given: object) -> None:
+    with pytest.raises(ValueError, match="AWSDateTime must be"):
         parse_aws_datetime(given)
+    assert "AWSDateTime must be" in echo("AWSDateTime", given)["errors"][0]["message"]
+
+
+def test_a_bad_inline_literal_is_reported_where_it_stands() -> None:
+    query = '{\n  echoAWSDateTime(value: "2026-02-30T00:00:00Z")\n}'
+    _, result = graphql_sync(SCHEMA, {"query": query})
+
+    (error,) = result["errors"]
+    assert error["locations"] == [{"line": 2, "column": 26}]
+    assert "AWSDateTime must be a valid date and time" in error["message"]
 
 
 @pytest.mark.parametrize(
     ("scalar", "good", "bad"),
     [
         ("AWSDate", "2026-11-23", "23/11/2026"),
+        ("AWSDate", "2026-11-23Z", "2026-11-23+99:99"),
         ("AWSTime", "19:22:14.123", "7pm"),
+        ("AWSTime", "19:22Z", "1230"),
+        ("AWSTime", "19:22:14+05:30", "T12:30"),
+        ("AWSURL", "mailto:ada@example.com", "no scheme"),
         ("AWSTimestamp", 1763925734, "1763925734"),
         ("AWSJSON", '{"a": [1, 2]}', "{a: 1}"),
         ("AWSEmail", "ada@example.com", "ada"),
@@ -88,7 +114,7 @@ def test_inline_literals_are_validated_too() -> None:
     _, bad = graphql_sync(SCHEMA, {"query": '{ echoAWSDate(value: "soon") }'})
 
     assert good == {"data": {"echoAWSDate": "2026-11-23"}}
-    assert "AWSDate must be YYYY-MM-DD" in bad["errors"][0]["message"]
+    assert "AWSDate must be a valid YYYY-MM-DD" in bad["errors"][0]["message"]
 
 
 @pytest.mark.parametrize("given", ["1970-01-01Z", "2026-11-23+01:00", "2026-11-23-05:30:00"])

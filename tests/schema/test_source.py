@@ -55,3 +55,24 @@ def test_block_string_on_one_line(tmp_path: Path) -> None:
 def test_syntax_error_after_an_inserted_return_type(tmp_path: Path) -> None:
     sdl = ENTITIES + 'type Mutation {\n  m(a: ID!) @sql_query(query: "x") ]\n}\n'
     assert problem_at(tmp_path, sdl) == ("syntax", 5, 36)
+
+
+@pytest.mark.parametrize(
+    ("raw", "line", "column"),
+    [
+        (b"\xff\xfetype User { id: ID! }", 1, 1),
+        (b"type User {\n  id: ID!\n  n\xe9: String\n}\n", 3, 4),
+    ],
+)
+def test_a_file_that_is_not_utf8_is_an_encoding_error_at_the_bad_byte(
+    tmp_path: Path, raw: bytes, line: int, column: int
+) -> None:
+    path = tmp_path / "schema.graphql"
+    path.write_bytes(raw)
+
+    with pytest.raises(SchemaError) as caught:
+        load_schema(path)
+
+    (problem,) = caught.value.problems
+    assert (problem.rule, problem.line, problem.column) == ("encoding", line, column)
+    assert str(problem).startswith(f"{path}:{line}:{column}: [encoding] the file is not UTF-8")
