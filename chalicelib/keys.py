@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 PK, SK = "PK", "SK"
 GSI1_PK, GSI1_SK, GSI1 = "GSI1-PK", "GSI1-SK", "GSI1"
@@ -19,6 +20,15 @@ TASK_PREFIX = "task"
 JOIN_RELATION_PREFIX = "joinRelation"
 JOIN_ROW_PREFIX = "joinTableData"
 LAKE_PREFIX = "tables"
+
+
+def timestamp_text(moment: datetime) -> str:
+    """ISO-8601 in UTC with milliseconds and ``Z`` (``2026-11-23T19:22:14.123Z``).
+
+    Every stored time has this form, so times sort as text: GSI2's sort key relies on
+    it, and the lake's partitions read the date from its first ten characters.
+    """
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def entity_key(entity_key_name: str, entity_id: str) -> str:

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from chalicelib.keys import LAKE_PREFIX
 from chalicelib.schema import SchemaError, load_schema
 from chalicelib.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
-from chalicelib.store import EntityStore
 
 if TYPE_CHECKING:
     from chalice.app import Chalice
@@ -28,6 +27,7 @@ if TYPE_CHECKING:
     from chalicelib.lake.objects import ObjectStore
     from chalicelib.local import EmbeddedAWS, LocalRuntime
     from chalicelib.schema.model import SchemaModel
+    from chalicelib.store import EntityStore
 
 ClientFactory = Callable[[str], Any]
 
@@ -43,6 +43,8 @@ class Services:
 
     @cached_property
     def store(self) -> EntityStore:
+        from chalicelib.store import EntityStore
+
         return EntityStore(
             self.client("dynamodb"), self.settings.table_name, self.settings.list_token_secret
         )

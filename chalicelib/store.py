@@ -242,8 +242,7 @@ class EntityStore:
 
     def _now(self) -> str:
         """ISO-8601 UTC with milliseconds: sorts as text, which GSI2's sort key relies on."""
-        moment = self._clock().astimezone(UTC)
-        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return keys.timestamp_text(self._clock())
 
     def _item_key(self, entity: Entity, entity_id: str) -> dict[str, AttributeValue]:
         return self._serialize_plain(keys.entity_item_keys(entity.key, entity_id))

@@ -14,10 +14,12 @@ import ipaddress
 import json
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from ariadne import ScalarType
+
+from chalicelib import keys
 
 # AppSync's formats are ISO-8601's extended forms; the basic and week forms are refused.
 _ZONE = r"(Z|[+-](?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d)?)"
@@ -46,13 +48,12 @@ def parse_aws_datetime(value: Any) -> str:
     try:
         if not _DATETIME_FORMAT.fullmatch(text):
             raise ValueError
-        moment = datetime.fromisoformat(text).astimezone(UTC)
+        return keys.timestamp_text(datetime.fromisoformat(text))
     except (ValueError, OverflowError):
         raise ValueError(
             "AWSDateTime must be a valid date and time with a time zone, "
             f"e.g. 2026-11-23T19:22:14.123Z; got {text!r}"
         ) from None
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _parse_aws_date(value: Any) -> str:
