@@ -26,7 +26,9 @@ def graphql_explorer() -> Response:
     return handlers.graphql_explorer(services)
 
 
-@app.on_dynamodb_record(stream_arn=settings.table_stream_arn, batch_size=100)
+@app.on_dynamodb_record(
+    stream_arn=settings.table_stream_arn, batch_size=100, starting_position="TRIM_HORIZON"
+)
 def on_table_change(event: DynamoDBEvent) -> dict[str, Any]:
     return handlers.table_changes(event, services)
 

@@ -86,6 +86,8 @@ def test_app_declares_every_handler_of_the_system(shop: LoadedApp) -> None:
         "on_athena_state_change",
     }
     assert sources["on_table_change"].stream_arn == settings.table_stream_arn
+    # The lake must see every change, including those made before the mapping existed.
+    assert sources["on_table_change"].starting_position == "TRIM_HORIZON"
     assert sources["on_cascade_message"].queue_arn == settings.cascade_queue_arn
     assert sources["on_deletion_message"].queue_arn == settings.deletion_queue_arn
     assert sources["on_athena_state_change"].event_pattern["detail"] == {
