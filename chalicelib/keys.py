@@ -19,7 +19,11 @@ EXPIRES_AT = "expiresAt"
 TASK_PREFIX = "task"
 JOIN_RELATION_PREFIX = "joinRelation"
 JOIN_ROW_PREFIX = "joinTableData"
+# Item kinds that are not entities: an entity's ``t`` may not take one of these names.
+INTERNAL_PREFIXES = (TASK_PREFIX, JOIN_RELATION_PREFIX, JOIN_ROW_PREFIX)
 LAKE_PREFIX = "tables"
+# The lake's partition columns, in path order.
+PARTITION_KEYS = ("year", "month", "day")
 
 
 def timestamp_text(moment: datetime) -> str:
@@ -83,8 +87,11 @@ def lake_object_key(table: str, created_at: str, object_id: str) -> str:
 
     ``created_at`` is the ISO-8601 timestamp the store writes (``2026-11-23T19:22:14.123Z``).
     """
-    year, month, day = created_at[0:4], created_at[5:7], created_at[8:10]
-    return f"{LAKE_PREFIX}/{table}/year={year}/month={month}/day={day}/{object_id}.parquet"
+    values = (created_at[0:4], created_at[5:7], created_at[8:10])
+    partition = "/".join(
+        f"{key}={value}" for key, value in zip(PARTITION_KEYS, values, strict=True)
+    )
+    return f"{LAKE_PREFIX}/{table}/{partition}/{object_id}.parquet"
 
 
 def lake_table_prefix(table: str) -> str:

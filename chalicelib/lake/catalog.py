@@ -31,7 +31,6 @@ PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputF
 PARQUET_OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
 PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
 # As ``keys.lake_object_key`` spells them in object keys.
-PARTITION_KEYS = ("year", "month", "day")
 
 
 def table_location(bucket: str, table: str) -> str:
@@ -40,7 +39,7 @@ def table_location(bucket: str, table: str) -> str:
 
 def _projection(location: str, years: tuple[int, int]) -> dict[str, str]:
     first_year, last_year = years
-    template = "".join(f"{name}=${{{name}}}/" for name in PARTITION_KEYS)
+    template = "".join(f"{name}=${{{name}}}/" for name in keys.PARTITION_KEYS)
     return {
         "projection.enabled": "true",
         "projection.year.type": "integer",
@@ -81,7 +80,7 @@ def glue_table_input(
                 "Parameters": {"serialization.format": "1"},
             },
         },
-        "PartitionKeys": [{"Name": name, "Type": "string"} for name in PARTITION_KEYS],
+        "PartitionKeys": [{"Name": name, "Type": "string"} for name in keys.PARTITION_KEYS],
     }
 
 

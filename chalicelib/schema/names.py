@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from graphql import Node
 
+from chalicelib import keys
 from chalicelib.schema import naming
 from chalicelib.schema.operations import Operations
 from chalicelib.schema.report import At, Report
@@ -46,7 +47,10 @@ def check_names(
     types = [Origin(name, what, "", None) for name, what in FIXED_TYPES]
     query_fields: list[Origin] = []
     mutation_fields: list[Origin] = []
-    tables: list[Origin] = []
+    tables = [
+        Origin(prefix.lower(), f"the key prefix of the table's {prefix} items", "", None)
+        for prefix in keys.INTERNAL_PREFIXES
+    ]
     for name, node in entities:
         at = getattr(node, "name", node)
         types += [

@@ -23,6 +23,7 @@ from graphql import (
     coerce_input_literal,
 )
 
+from chalicelib import keys
 from chalicelib.schema.model import (
     AWS_SCALARS,
     BUILTIN_SCALARS,
@@ -42,13 +43,11 @@ ID_TYPE = TypeRef("ID", TypeKind.SCALAR, non_null=True)
 TIMESTAMP_TYPE = TypeRef("AWSDateTime", TypeKind.SCALAR, non_null=True)
 # Lower-cased names an entity field cannot take, and why.
 RESERVED_FIELDS = {
-    "pk": "a DynamoDB key attribute",
-    "sk": "a DynamoDB key attribute",
-    "entitytype": "an attribute the store writes on every item",
-    "expiresat": "the table's TTL attribute",
-    "year": "a partition column of the lake's tables",
-    "month": "a partition column of the lake's tables",
-    "day": "a partition column of the lake's tables",
+    keys.PK.lower(): "a DynamoDB key attribute",
+    keys.SK.lower(): "a DynamoDB key attribute",
+    keys.ENTITY_TYPE.lower(): "an attribute the store writes on every item",
+    keys.EXPIRES_AT.lower(): "the table's TTL attribute",
+    **dict.fromkeys(keys.PARTITION_KEYS, "a partition column of the lake's tables"),
 }
 
 

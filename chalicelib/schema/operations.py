@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 from graphql import FieldDefinitionNode, GraphQLObjectType, StringValueNode
 
+from chalicelib import keys
 from chalicelib.schema.model import (
     Argument,
     DeleteMutation,
@@ -51,10 +52,21 @@ from chalicelib.sql.statements import (
 )
 
 JOIN_TABLE_NAME = re.compile(r"[a-z][a-z0-9_]*")
-# Columns every join table has besides its typed ones (DESIGN §4), and the partition
-# columns of every lake table.
-JOIN_TABLE_COLUMNS = ("relationId", "s3Key", "createdAt", "year", "month", "day")
-PARTITION_COLUMNS = ("year", "month", "day")
+# Columns every join table has in the lake besides its typed ones (DESIGN §4).
+JOIN_TABLE_COLUMNS = (
+    keys.JOIN_ROW_RELATION_ID,
+    keys.LAKE_S3_KEY,
+    keys.CREATED_AT,
+    *keys.PARTITION_KEYS,
+)
+# Names a typed column cannot take: those columns and the row item's own attributes.
+RESERVED_COLUMNS = (
+    *JOIN_TABLE_COLUMNS,
+    keys.JOIN_ROW_TABLE_NAME,
+    keys.ENTITY_TYPE,
+    keys.PK,
+    keys.SK,
+)
 INSERT_VALUE_TYPES = (
     TypeRef("ID", TypeKind.SCALAR, True),
     TypeRef("String", TypeKind.SCALAR, True),
@@ -237,10 +249,9 @@ def _insert_statement(
         if column.entity not in entities:
             message = f"{column.entity} is not an entity (entities: {', '.join(entities)})"
             _add(field, report, column.entity_offset, "insert-column-type", message)
-        if column.name.lower() in {c.lower() for c in JOIN_TABLE_COLUMNS}:
+        if column.name.lower() in {c.lower() for c in RESERVED_COLUMNS}:
             message = (
-                f"column {column.name} is reserved: "
-                f"every join table has {', '.join(JOIN_TABLE_COLUMNS)}"
+                f"column {column.name} is reserved: join rows have {', '.join(RESERVED_COLUMNS)}"
             )
             _add(field, report, column.offset, "reserved-column-name", message)
         elif column.name.lower() in seen:
@@ -342,7 +353,7 @@ def _table_columns(
     entities: Iterable[Entity], join_tables: Iterable[JoinTable]
 ) -> dict[str, frozenset[str]]:
     """Every table SQL may read, with its columns, lower-cased as Athena compares them."""
-    tables = {e.key: [f.name for f in e.fields] + list(PARTITION_COLUMNS) for e in entities}
+    tables = {e.key: [f.name for f in e.fields] + list(keys.PARTITION_KEYS) for e in entities}
     for table in join_tables:
         tables[table.name] = [c.name for c in table.columns] + list(JOIN_TABLE_COLUMNS)
     return {name: frozenset(c.lower() for c in columns) for name, columns in tables.items()}

@@ -172,6 +172,12 @@ CASES = {
     "entities differing in case": Case(
         USER + "type USER {\n  id: ID!\n}\n", "name-collision", "USER", 5, 6
     ),
+    "entity whose table is the task items' key prefix": Case(
+        USER + "type Task {\n  id: ID!\n}\n", "name-collision", "Task", 5, 6
+    ),
+    "entity whose table is the join rows' key prefix": Case(
+        USER + "type JoinTableData {\n  id: ID!\n}\n", "name-collision", "JoinTableData", 5, 6
+    ),
     "entity named DeleteResult": Case(
         USER + "type DeleteResult {\n  id: ID!\n}\n", "name-collision", "DeleteResult", 5, 6
     ),
@@ -342,6 +348,13 @@ CASES = {
         "Mutation.add",
         8,
         141,
+    ),
+    "INSERT into a column named like a row attribute": Case(
+        mutation(ADD.replace("productId:Product", "tableName:Product")),
+        "reserved-column-name",
+        "Mutation.add",
+        8,
+        99,
     ),
     "INSERT into a reserved column": Case(
         mutation(ADD.replace("productId:Product", "s3Key:Product")),
