@@ -61,7 +61,9 @@ def cascade_messages(event: SQSEvent, services: Services) -> dict[str, Any]:
 
 def deletion_messages(event: SQSEvent, services: Services) -> dict[str, Any]:
     """Carry out SQL DELETE tasks (filled in by the deletions feature)."""
-    raise NotImplementedError("deletion tasks are not implemented yet; messages stay queued")
+    raise NotImplementedError(
+        "deletion tasks are not implemented yet: the message is retried, then dead-lettered"
+    )
 
 
 def athena_state_change(event: CloudWatchEvent, services: Services) -> None:

@@ -50,11 +50,6 @@ def entity_list_keys(entity_key_name: str, entity_id: str, created_at: str) -> d
     return {GSI2_PK: entity_key_name, GSI2_SK: f"{created_at}#{entity_id}"}
 
 
-def task_item_keys(task_id: str) -> dict[str, str]:
-    key = f"{TASK_PREFIX}#{task_id}"
-    return {PK: key, SK: key}
-
-
 def relation_id(table: str, references: Iterable[tuple[str, str]]) -> str:
     """The id of a join row: stable for the same table and referenced entities.
 

@@ -1,6 +1,6 @@
 """The executable GraphQL schema: the public SDL bound to resolvers.
 
-Resolvers reach AWS only through the :class:`ApiContext` of the request, so the same
+Resolvers reach AWS only through the :class:`RequestContext` of the request, so the same
 schema serves Lambda, ``chalice local`` and the tests with whatever clients were
 injected at start-up.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from ariadne import MutationType, QueryType, make_executable_schema
 from graphql import GraphQLError, GraphQLResolveInfo, GraphQLSchema
@@ -27,20 +27,15 @@ Resolver = Callable[..., Any]
 Info = GraphQLResolveInfo[Any]
 
 
-class ApiContext(Protocol):
-    """What a request's resolvers may use; built per request by the endpoint."""
-
-    @property
-    def store(self) -> EntityStore: ...
-
-
 @dataclass(frozen=True)
 class RequestContext:
+    """What a request's resolvers may use; built per request by the endpoint."""
+
     store: EntityStore
 
 
 def _store(info: Info) -> EntityStore:
-    context: ApiContext = info.context
+    context: RequestContext = info.context
     return context.store
 
 

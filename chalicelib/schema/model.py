@@ -7,7 +7,7 @@ their shapes from the same facts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -169,14 +169,3 @@ class SchemaModel:
     insert_mutations: tuple[InsertMutation, ...]
     delete_mutations: tuple[DeleteMutation, ...]
     join_tables: tuple[JoinTable, ...]
-    _by_key: dict[str, Entity] = field(default_factory=dict, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        self._by_key.update({e.key: e for e in self.entities})
-
-    def entity(self, key: str) -> Entity | None:
-        """The entity whose ``t`` (lower-cased name) is ``key``."""
-        return self._by_key.get(key)
-
-    def join_table(self, name: str) -> JoinTable | None:
-        return next((t for t in self.join_tables if t.name == name), None)

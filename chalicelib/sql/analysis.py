@@ -16,6 +16,7 @@ from sqlglot import exp
 from sqlglot.errors import OptimizeError, ParseError, TokenError
 from sqlglot.optimizer.scope import Scope, traverse_scope
 
+from chalicelib import keys
 from chalicelib.sql.placeholders import Context, Kind, Placeholder, substitute
 
 DIALECT = "trino"
@@ -123,7 +124,9 @@ def _select_for_delete(statement: exp.Delete) -> exp.Select:
     alias = targets[0].name
     table = statement.this.copy()
     joins = table.args.pop("joins", None) or []
-    select = exp.select(exp.column("s3Key", alias), exp.column("relationId", alias)).from_(table)
+    select = exp.select(
+        exp.column(keys.LAKE_S3_KEY, alias), exp.column(keys.JOIN_ROW_RELATION_ID, alias)
+    ).from_(table)
     for join in joins:
         select = select.join(join)
     where = statement.args.get("where")
