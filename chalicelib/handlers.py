@@ -55,7 +55,7 @@ def cascade_messages(event: SQSEvent, services: Services) -> dict[str, Any]:
     from chalicelib.relations import process_cascade_event
 
     return process_cascade_event(
-        event.to_dict(), services.client("dynamodb"), services.settings.table_name
+        event.to_dict(), services.client("dynamodb"), services.settings.table_name, services.model
     )
 
 

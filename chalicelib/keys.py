@@ -65,16 +65,26 @@ def join_row_item_keys(rel_id: str) -> dict[str, str]:
     return {PK: key, SK: key}
 
 
-def join_relation_item_keys(entity_key_name: str, entity_id: str, rel_id: str) -> dict[str, str]:
-    """One relation item per referenced entity; GSI1 finds all items of a relation."""
-    entity_side = f"{JOIN_RELATION_PREFIX}#{entity_key_name}#{entity_id}"
-    relation_side = f"{JOIN_RELATION_PREFIX}#{rel_id}"
-    return {PK: entity_side, SK: relation_side, GSI1_PK: relation_side, GSI1_SK: entity_side}
+def relation_partition(rel_id: str) -> str:
+    """``joinRelation#relationId``: the SK of every relation item, and its GSI1 partition."""
+    return f"{JOIN_RELATION_PREFIX}#{rel_id}"
+
+
+def relation_id_of(relation_sort_key: str) -> str:
+    """The relation id in a relation item's SK."""
+    return relation_sort_key.removeprefix(f"{JOIN_RELATION_PREFIX}#")
 
 
 def entity_relations_partition(entity_key_name: str, entity_id: str) -> str:
     """The PK under which all relation items of one entity live."""
     return f"{JOIN_RELATION_PREFIX}#{entity_key_name}#{entity_id}"
+
+
+def join_relation_item_keys(entity_key_name: str, entity_id: str, rel_id: str) -> dict[str, str]:
+    """One relation item per referenced entity; GSI1 finds all items of a relation."""
+    entity_side = entity_relations_partition(entity_key_name, entity_id)
+    relation_side = relation_partition(rel_id)
+    return {PK: entity_side, SK: relation_side, GSI1_PK: relation_side, GSI1_SK: entity_side}
 
 
 def lake_object_key(table: str, created_at: str, object_id: str) -> str:
