@@ -99,8 +99,11 @@ def _aws_clients(settings: Settings) -> ClientFactory:
     def client(service_name: str) -> Any:
         from botocore.config import Config
 
+        from chalicelib.lake.stream import DEFAULT_MAX_WORKERS
+
         # The stream handler writes a batch's files concurrently: a connection per worker.
-        return session().client(service_name, config=Config(max_pool_connections=32))
+        config = Config(max_pool_connections=DEFAULT_MAX_WORKERS)
+        return session().client(service_name, config=config)
 
     return client
 

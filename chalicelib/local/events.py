@@ -103,6 +103,9 @@ class _StreamConsumer:
     # Per shard, the sequence number of the last record delivered successfully.
     checkpoints: dict[str, str] = field(default_factory=dict)
     retry: _Retry = field(default_factory=_Retry)
+    # While a batch that raised is narrowed down to the record that fails: its last
+    # sequence number. Records up to it are delivered one at a time.
+    narrow_until: str | None = None
 
 
 @dataclass
@@ -371,7 +374,7 @@ class LocalEventRuntime:
             stream_arn, shards = self._stream(consumer.table_name)
             for shard_id in shards:
                 after = consumer.checkpoints.get(shard_id)
-                limit = min(consumer.batch_size, STREAM_READ_MAX)
+                limit = 1 if consumer.narrow_until else min(consumer.batch_size, STREAM_READ_MAX)
                 records = self._read_shard(stream_arn, shard_id, after, limit)
                 if not records:
                     continue
@@ -398,11 +401,13 @@ class LocalEventRuntime:
                 sequence_numbers[0],
                 sequence_numbers[-1],
             )
-            self._stream_failed(consumer, shard_id, event["Records"][0], error)
+            self._stream_failed(consumer, shard_id, event["Records"], error)
             return False
         if not failures:
             consumer.checkpoints[shard_id] = sequence_numbers[-1]
             consumer.retry = _Retry()
+            if consumer.narrow_until and int(sequence_numbers[-1]) >= int(consumer.narrow_until):
+                consumer.narrow_until = None
             return True
         first_failed = min(failures, key=int)
         position = sequence_numbers.index(first_failed)
@@ -413,20 +418,30 @@ class LocalEventRuntime:
         logger.error(
             "stream handler %r reported %s; retrying from %s", consumer.name, failure, first_failed
         )
-        self._stream_failed(consumer, shard_id, event["Records"][position], failure)
+        self._stream_failed(consumer, shard_id, event["Records"][position:][:1], failure)
         return False
 
     def _stream_failed(
         self,
         consumer: _StreamConsumer,
         shard_id: str,
-        record: dict[str, Any],
+        failing: list[dict[str, Any]],
         error: BaseException,
     ) -> None:
-        """Retry from ``record`` later, or, once its retries are spent, set it aside."""
+        """Retry ``failing`` later, or, once its retries are spent, set its record aside.
+
+        ``failing`` is the one record that failed, or a whole batch that raised. Which of
+        a batch's records fails is not known, so (like Lambda's bisect-on-error) the batch
+        is then narrowed to one record at a time before anything is set aside.
+        """
         if consumer.retry.attempts < self._stream_max_retries:
             consumer.retry.failed(error, *self._retry_backoff)
             return
+        if len(failing) > 1:
+            consumer.narrow_until = failing[-1]["dynamodb"]["SequenceNumber"]
+            consumer.retry = _Retry()
+            return
+        (record,) = failing
         logger.error(
             "stream handler %r: record %s still fails after %d retries (%s); "
             "it goes to the failure destination and the stream moves on: %s",
