@@ -14,7 +14,8 @@ import shutil
 import sys
 from collections.abc import Callable
 from functools import cache, cached_property
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
 from chalicelib.keys import LAKE_PREFIX
 from chalicelib.schema import SchemaError, load_schema
@@ -108,6 +109,37 @@ def _aws_clients(settings: Settings) -> ClientFactory:
     return client
 
 
+# Local directories this process has claimed, with their open lock files.
+_claimed_local_dirs: dict[Path, IO[str]] = {}
+
+
+def _claim_local_dir(settings: Settings) -> None:
+    """Refuse to share the local lake with another running app.
+
+    Each process emulates its own AWS in memory: a second one would empty the lake the
+    first still serves, and both would write to it. Where ``fcntl`` is missing (Windows)
+    nothing is checked.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        return
+    local_dir = settings.local_dir.resolve()
+    if local_dir in _claimed_local_dirs:
+        return
+    local_dir.mkdir(parents=True, exist_ok=True)
+    lock = (local_dir / ".lock").open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise SystemExit(
+            f"another app is running on the local default with OCG_LOCAL_DIR={local_dir}; "
+            "stop it, or give this one its own OCG_LOCAL_DIR"
+        ) from None
+    _claimed_local_dirs[local_dir] = lock
+
+
 def _provision_lake(aws: EmbeddedAWS, model: SchemaModel) -> None:
     """Describe the lake in Glue and empty its local directory: the emulated table starts
     empty, and the lake must mirror it, not a previous run."""
@@ -149,6 +181,7 @@ def boot() -> Services:
         from chalicelib.local import start_embedded_aws
 
         _warn_if_reloading_would_wipe_state(settings)
+        _claim_local_dir(settings)
         aws = start_embedded_aws(settings)
         _provision_lake(aws, model)
         aws.add_reset_hook(lambda reset: _provision_lake(reset, model))

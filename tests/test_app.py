@@ -158,3 +158,27 @@ def test_the_deployment_package_contains_the_schema(tmp_path: Path) -> None:
     events = resources["OnCascadeMessage"]["Properties"]["Events"]
     (cascade_source,) = events.values()
     assert cascade_source["Properties"]["Queue"].endswith(":ocg-shop-cascade")
+
+
+def test_a_second_local_app_may_not_share_the_first_ones_lake(tmp_path: Path) -> None:
+    env = {**os.environ, "OCG_MODE": "local", "OCG_LOCAL_DIR": str(tmp_path)}
+    first = subprocess.Popen(
+        [sys.executable, "-c", "import app, time; print('ready', flush=True); time.sleep(60)"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert first.stdout is not None
+        assert first.stdout.readline().strip() == "ready"
+
+        second = run_python("import app", OCG_MODE="local", OCG_LOCAL_DIR=str(tmp_path))
+
+        assert second.returncode != 0
+        assert f"another app is running on the local default with OCG_LOCAL_DIR={tmp_path}" in (
+            second.stderr
+        )
+    finally:
+        first.kill()
+        first.wait()
