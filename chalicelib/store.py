@@ -25,6 +25,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from chalicelib import keys
+from chalicelib.lake.columns import ColumnType, column_type
 from chalicelib.schema.model import INTEGER_RANGE, MANAGED_FIELDS, Entity, TypeRef
 from chalicelib.schema.naming import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
 
@@ -35,7 +36,6 @@ AttributeValue = dict[str, Any]
 # DynamoDB's documented limit: 400 KB, counted in binary kilobytes.
 ITEM_SIZE_LIMIT = 400 * 1024
 
-_INTEGER_SCALARS = frozenset({"Int", "AWSTimestamp"})
 # The magnitudes DynamoDB numbers can have: from 1E-130 to below 1E+126.
 _SMALLEST_NUMBER = 1e-130
 _NUMBER_BOUND = 1e126
@@ -358,10 +358,12 @@ def _raise_if_item_too_large(entity: Entity, error: ClientError) -> None:
 def _storable(where: str, type_ref: TypeRef, value: object) -> Any:
     """The value as TypeSerializer takes it, after checking it against the field's type.
 
-    The GraphQL layer has already coerced inputs; this guards every other caller.
+    The GraphQL layer has already coerced inputs; this guards every other caller. What
+    is accepted follows the lake's column type, so nothing stored can fail to reach it.
     """
+    kind = column_type(type_ref)
     if not type_ref.is_list:
-        return _storable_scalar(where, type_ref.name, value)
+        return _storable_scalar(where, type_ref.name, kind, value)
     if not isinstance(value, list):
         raise InvalidValue(
             f"{where} must be a list ({type_ref.sdl()}), got {type(value).__name__} "
@@ -374,13 +376,13 @@ def _storable(where: str, type_ref: TypeRef, value: object) -> Any:
                 raise InvalidValue(f"{where}[{index}] is non-null and cannot be null")
             items.append(None)
         else:
-            items.append(_storable_scalar(f"{where}[{index}]", type_ref.name, item))
+            items.append(_storable_scalar(f"{where}[{index}]", type_ref.name, kind, item))
     return items
 
 
-def _storable_scalar(where: str, type_name: str, value: object) -> Any:
+def _storable_scalar(where: str, type_name: str, kind: ColumnType, value: object) -> Any:
     is_number = isinstance(value, int | float) and not isinstance(value, bool)
-    if type_name == "Float":
+    if kind is ColumnType.DOUBLE:
         if isinstance(value, float) and not math.isfinite(value):
             raise InvalidValue(f"{where} must be a finite number, got {value!r}")
         if isinstance(value, int | float) and is_number:
@@ -392,18 +394,18 @@ def _storable_scalar(where: str, type_name: str, value: object) -> Any:
             # repr is the shortest text that reads back as the same float.
             return Decimal(repr(value))
         expected = "a number"
-    elif type_name in _INTEGER_SCALARS:
+    elif kind is ColumnType.BIGINT:
         if is_number and isinstance(value, int):
             if value not in INTEGER_RANGE:
                 raise InvalidValue(f"{where} must fit in 64 bits, got {value}")
             return value
         expected = "an integer"
-    elif type_name == "Boolean":
+    elif kind is ColumnType.BOOLEAN:
         if isinstance(value, bool):
             return value
         expected = "true or false"
     else:
-        # ID, String, enums and the AWS string scalars are all stored as strings.
+        # Strings, enums and the AWS string scalars; AWSDateTime is kept as its text.
         if isinstance(value, str):
             if not _is_encodable(value):
                 raise InvalidValue(f"{where} is not valid Unicode text (a lone surrogate)")
@@ -424,15 +426,16 @@ def _is_encodable(text: str) -> bool:
 
 
 def _from_stored(type_ref: TypeRef, value: Any) -> Any:
+    kind = column_type(type_ref)
     if isinstance(value, list):
-        return [_from_stored_scalar(type_ref.name, item) for item in value]
-    return _from_stored_scalar(type_ref.name, value)
+        return [_from_stored_scalar(kind, item) for item in value]
+    return _from_stored_scalar(kind, value)
 
 
-def _from_stored_scalar(type_name: str, value: Any) -> Any:
+def _from_stored_scalar(kind: ColumnType, value: Any) -> Any:
     """DynamoDB returns every number as Decimal; GraphQL wants int or float by type."""
     if isinstance(value, Decimal):
-        return float(value) if type_name == "Float" else int(value)
+        return float(value) if kind is ColumnType.DOUBLE else int(value)
     return value
 
 
