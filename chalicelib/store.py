@@ -26,7 +26,15 @@ from botocore.exceptions import ClientError
 
 from chalicelib import keys
 from chalicelib.lake.columns import ColumnType, column_type
-from chalicelib.schema.model import INTEGER_RANGE, MANAGED_FIELDS, Entity, TypeRef
+from chalicelib.schema.model import (
+    CREATED_AT_FIELD,
+    ID_FIELD,
+    INTEGER_RANGE,
+    MANAGED_FIELDS,
+    UPDATED_AT_FIELD,
+    Entity,
+    TypeRef,
+)
 from chalicelib.schema.naming import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
 
 Order = Literal["ASC", "DESC"]
@@ -121,9 +129,9 @@ class EntityStore:
                     **keys.entity_item_keys(entity.key, entity_id),
                     **keys.entity_list_keys(entity.key, entity_id, now),
                     keys.ENTITY_TYPE: entity.key,
-                    "id": entity_id,
-                    "createdAt": now,
-                    "updatedAt": now,
+                    ID_FIELD: entity_id,
+                    CREATED_AT_FIELD: now,
+                    UPDATED_AT_FIELD: now,
                 }
             ),
             **fields,
@@ -149,7 +157,7 @@ class EntityStore:
     def update(self, entity: Entity, entity_id: str, values: Mapping[str, Any]) -> dict[str, Any]:
         """Change only the given fields; null removes a nullable field."""
         changes = self._validate(entity, values)
-        changes["updatedAt"] = self._serializer.serialize(self._now())
+        changes[UPDATED_AT_FIELD] = self._serializer.serialize(self._now())
         names = {"#pk": keys.PK}
         expression_values: dict[str, AttributeValue] = {}
         sets: list[str] = []

@@ -12,7 +12,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-MANAGED_FIELDS = ("id", "createdAt", "updatedAt")
+from chalicelib import keys
+
+# Fields the API manages on every entity.
+ID_FIELD, CREATED_AT_FIELD, UPDATED_AT_FIELD = "id", keys.CREATED_AT, "updatedAt"
+MANAGED_FIELDS = (ID_FIELD, CREATED_AT_FIELD, UPDATED_AT_FIELD)
 
 # Scalars an entity field may use. The AWS ones are declared by the loader when the
 # user's file does not declare them, so AppSync schemas load unchanged.

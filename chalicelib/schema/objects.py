@@ -27,6 +27,9 @@ from chalicelib import keys
 from chalicelib.schema.model import (
     AWS_SCALARS,
     BUILTIN_SCALARS,
+    CREATED_AT_FIELD,
+    ID_FIELD,
+    UPDATED_AT_FIELD,
     Argument,
     Entity,
     Field,
@@ -113,14 +116,14 @@ def argument(name: str, arg: GraphQLArgument, subject: str, report: Report) -> A
 
 def entity(obj: GraphQLObjectType, report: Report) -> Entity:
     fields = _fields(obj, report, entity=True)
-    if "id" not in obj.fields:
+    if ID_FIELD not in obj.fields:
         report.add(
             obj.ast_node.name if obj.ast_node else None,
             obj.name,
             "entity-id",
             f"entity {obj.name} needs a field id: ID! (its key)",
         )
-    for managed in ("createdAt", "updatedAt"):
+    for managed in (CREATED_AT_FIELD, UPDATED_AT_FIELD):
         if managed not in obj.fields:
             fields.append(Field(managed, TIMESTAMP_TYPE))
     return Entity(obj.name, tuple(fields))
@@ -174,9 +177,9 @@ def _check_entity_field(
     if name.lower() in RESERVED_FIELDS:
         reason = RESERVED_FIELDS[name.lower()]
         report.add(node.name, subject, "reserved-field-name", f"{name} is reserved: {reason}")
-    elif name == "id" and ref != ID_TYPE:
+    elif name == ID_FIELD and ref != ID_TYPE:
         report.add(node.type, subject, "entity-id", "id must be declared as id: ID!")
-    elif name in ("createdAt", "updatedAt") and ref != TIMESTAMP_TYPE:
+    elif name in (CREATED_AT_FIELD, UPDATED_AT_FIELD) and ref != TIMESTAMP_TYPE:
         message = f"{name} is managed by the store and must be AWSDateTime! (or left out)"
         report.add(node.type, subject, "managed-field-type", message)
     elif not is_column_type(ref):
