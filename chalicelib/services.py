@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 
 class Services:
+    """What handlers and resolvers may use, built once per process by :func:`boot`."""
+
     def __init__(self, settings: Settings, model: SchemaModel, client: ClientFactory) -> None:
         self.settings = settings
         self.model = model
