@@ -418,7 +418,7 @@ class LocalEventRuntime:
         logger.error(
             "stream handler %r reported %s; retrying from %s", consumer.name, failure, first_failed
         )
-        self._stream_failed(consumer, shard_id, event["Records"][position:][:1], failure)
+        self._stream_failed(consumer, shard_id, [event["Records"][position]], failure)
         return False
 
     def _stream_failed(
