@@ -7,6 +7,7 @@ the clients of :class:`~chalicelib.services.Services` passed in.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from chalice.app import Response
@@ -26,11 +27,10 @@ def _to_chalice(response: HttpResponse) -> Response:
 
 
 def graphql_request(request: Request | None, services: Services) -> Response:
-    from chalicelib.graphql import RequestContext, execute
+    from chalicelib.graphql import execute
 
-    context = RequestContext(store=services.store)
     body = request.raw_body if request is not None else None
-    return _to_chalice(execute(services.graphql_schema, body, context))
+    return _to_chalice(execute(services.graphql_schema, body, services))
 
 
 def graphql_explorer(services: Services) -> Response:
@@ -67,5 +67,7 @@ def deletion_messages(event: SQSEvent, services: Services) -> dict[str, Any]:
 
 
 def athena_state_change(event: CloudWatchEvent, services: Services) -> None:
-    """Move SQL tasks to their final state (filled in by the SQL tasks feature)."""
-    logger.info("athena state change: %s", event.detail)
+    """The tracker: a finished query moves its task to SUCCEEDED or FAILED. A task not
+    recorded yet raises, so the event is delivered again."""
+    time = datetime.fromisoformat(event.time) if event.time else None
+    services.tasks.record_state_change(event.detail, time)

@@ -60,6 +60,12 @@ def relation_id(table: str, references: Iterable[tuple[str, str]]) -> str:
     return digest[:32]
 
 
+def task_item_keys(task_id: str) -> dict[str, str]:
+    """``task#taskId``: both PK and SK of a task item; the id is the engine's execution id."""
+    key = f"{TASK_PREFIX}#{task_id}"
+    return {PK: key, SK: key}
+
+
 def join_row_item_keys(rel_id: str) -> dict[str, str]:
     key = f"{JOIN_ROW_PREFIX}#{rel_id}"
     return {PK: key, SK: key}

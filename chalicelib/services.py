@@ -27,8 +27,11 @@ if TYPE_CHECKING:
 
     from chalicelib.lake.objects import ObjectStore
     from chalicelib.local import EmbeddedAWS, LocalRuntime
+    from chalicelib.local.athena import LocalAthena
     from chalicelib.schema.model import SchemaModel
     from chalicelib.store import EntityStore
+    from chalicelib.tasks.engine import QueryEngine
+    from chalicelib.tasks.service import TaskService
 
 ClientFactory = Callable[[str], Any]
 
@@ -59,8 +62,46 @@ class Services:
         from chalicelib.lake.objects import DirectoryObjectStore, S3ObjectStore
 
         if self.settings.is_local:
-            return DirectoryObjectStore(self.settings.local_lake_dir)
+            return DirectoryObjectStore(
+                self.settings.local_lake_dir, on_change=self._local_athena.lake_changed
+            )
         return S3ObjectStore(self.client("s3"), self.settings.lake_bucket)
+
+    @cached_property
+    def query_engine(self) -> QueryEngine:
+        """Athena, or on the embedded default DuckDB over the local lake."""
+        if self.settings.is_local:
+            return self._local_athena
+        from chalicelib.tasks.athena import AthenaEngine
+
+        return AthenaEngine(
+            self.client("athena"),
+            workgroup=self.settings.athena_workgroup,
+            database=self.settings.glue_database,
+        )
+
+    @cached_property
+    def _local_athena(self) -> LocalAthena:
+        """DuckDB standing in for Athena: it follows the local lake as it is written and
+        announces state changes through the local EventBridge, as Athena would."""
+        from chalicelib.lake.columns import lake_tables
+        from chalicelib.local.athena import LocalAthena
+
+        s = self.settings
+        return LocalAthena(
+            s.local_lake_dir,
+            lake_tables(self.model),
+            workgroup=s.athena_workgroup,
+            region=s.region,
+            account_id=s.account_id,
+            publish=self._publish_local_event,
+        )
+
+    @cached_property
+    def tasks(self) -> TaskService:
+        from chalicelib.tasks.service import TaskService
+
+        return TaskService(self.client("dynamodb"), self.settings.table_name, self.query_engine)
 
     @cached_property
     def graphql_schema(self) -> GraphQLSchema:
@@ -77,6 +118,11 @@ class Services:
             from chalicelib.local import start_local_runtime
 
             self.local_runtime = start_local_runtime(app, self.settings)
+
+    def _publish_local_event(self, event: dict[str, Any]) -> None:
+        if self.local_runtime is None:
+            raise RuntimeError("no local event delivery: call deliver_local_events(app) first")
+        self.local_runtime.events.publish(event)
 
 
 def _sql_checked_here(settings: Settings) -> bool:

@@ -55,7 +55,10 @@ class LoadedApp:
         return [error["message"] for error in result["errors"]]
 
     def settle(self) -> None:
-        """Deliver every pending stream record and queue message to the handlers."""
+        """Deliver every pending stream record and queue message to the handlers, and let
+        every started query finish and announce it."""
+        self.services.local_runtime.events.wait_until_idle()
+        self.services.query_engine.wait_until_idle()
         self.services.local_runtime.events.wait_until_idle()
 
 

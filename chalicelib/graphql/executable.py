@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ariadne import MutationType, QueryType, make_executable_schema
 from graphql import GraphQLError, GraphQLResolveInfo, GraphQLSchema
 
 from chalicelib.graphql.scalars import aws_scalars
+from chalicelib.graphql.tasks import query_task_resolvers
 from chalicelib.schema import naming
 from chalicelib.schema.model import Entity, SchemaModel
 from chalicelib.schema.sdl import public_sdl
 from chalicelib.store import EntityStore, Order, StoreError
+
+if TYPE_CHECKING:
+    from chalicelib.tasks.service import TaskService
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +30,15 @@ Resolver = Callable[..., Any]
 Info = GraphQLResolveInfo[Any]
 
 
-@dataclass(frozen=True)
-class RequestContext:
-    """What a request's resolvers may use; built per request by the endpoint."""
+class RequestContext(Protocol):
+    """What a request's resolvers may use. ``Services`` is one: each is created on first
+    use, so a request that only reads entities never builds the task engine."""
 
-    store: EntityStore
+    @property
+    def store(self) -> EntityStore: ...
+
+    @property
+    def tasks(self) -> TaskService: ...
 
 
 def _store(info: Info) -> EntityStore:
@@ -90,17 +97,19 @@ def _not_yet_available(feature: str) -> Resolver:
 
 
 def _sql_resolvers(model: SchemaModel) -> tuple[dict[str, Resolver], dict[str, Resolver]]:
-    """Fields of the SQL features that later releases implement; they answer plainly."""
-    tasks = _not_yet_available("SQL tasks")
+    """The SQL task fields; join-table mutations and deletion tasks, which a later
+    release implements, answer plainly that they are not available yet."""
+    deletions = _not_yet_available("Deletion tasks")
     joins = _not_yet_available("Join-table mutations")
     queries: dict[str, Resolver] = {}
     mutations: dict[str, Resolver] = {}
     for task in model.query_tasks:
-        queries[naming.task_result_field(task.name)] = tasks
-        mutations[naming.trigger_task_field(task.name)] = tasks
+        trigger, result = query_task_resolvers(model, task)
+        queries[naming.task_result_field(task.name)] = result
+        mutations[naming.trigger_task_field(task.name)] = trigger
     for deletion in model.delete_mutations:
-        queries[naming.task_result_field(deletion.name)] = tasks
-        mutations[naming.trigger_task_field(deletion.name)] = tasks
+        queries[naming.task_result_field(deletion.name)] = deletions
+        mutations[naming.trigger_task_field(deletion.name)] = deletions
     for insert in model.insert_mutations:
         mutations[insert.name] = joins
     return queries, mutations

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
@@ -47,8 +48,11 @@ class DirectoryObjectStore:
     over the lake skip it.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, on_change: Callable[[str], None] | None = None) -> None:
+        """``on_change(key)`` is called after each write and delete: the local query
+        engine follows the lake with it instead of discovering changes at query time."""
         self.root = root
+        self._on_change = on_change
 
     def path(self, key: str) -> Path:
         """The file of ``key``; keys that would leave ``root`` are refused."""
@@ -74,6 +78,12 @@ class DirectoryObjectStore:
         except BaseException:
             written.unlink(missing_ok=True)
             raise
+        self._changed(key)
 
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
+        self._changed(key)
+
+    def _changed(self, key: str) -> None:
+        if self._on_change is not None:
+            self._on_change(key)

@@ -39,6 +39,8 @@ TASK_FIELDS = (
     "finishDate: AWSDateTime",
     "errorMessage: String",
 )
+# A query task's rows can be read in pages (beyond DESIGN §2): all rows when not given.
+TASK_RESULT_PAGING = "limit: Int, nextToken: String"
 
 
 def public_sdl(model: SchemaModel) -> str:
@@ -57,7 +59,7 @@ def public_sdl(model: SchemaModel) -> str:
     for task in model.query_tasks:
         item = task.result.name + ("!" if task.result.is_list else "")
         result = f"result: [{item}]" if task.result.is_list else f"result: {item}"
-        fields = (TASK_FIELDS[0], result, *TASK_FIELDS[1:])
+        fields = (TASK_FIELDS[0], result, *TASK_FIELDS[1:], "nextToken: String")
         blocks.append(_block("type", naming.task_result_type(task.name), fields))
     if model.delete_mutations:
         blocks.append(_block("type", naming.DELETION_TASK_RESULT, TASK_FIELDS))
@@ -88,7 +90,8 @@ def _query_fields(model: SchemaModel) -> list[str]:
         )
     for task in model.query_tasks:
         result = naming.task_result_type(task.name)
-        lines.append(f"{naming.task_result_field(task.name)}(taskId: ID!): {result}!")
+        field = naming.task_result_field(task.name)
+        lines.append(f"{field}(taskId: ID!, {TASK_RESULT_PAGING}): {result}!")
     for delete in model.delete_mutations:
         result = naming.DELETION_TASK_RESULT
         lines.append(f"{naming.task_result_field(delete.name)}(taskId: ID!): {result}!")

@@ -38,13 +38,19 @@ class Context(StrEnum):
 
 @dataclass(frozen=True)
 class Placeholder:
-    """One occurrence; ``start``/``end`` are offsets in the SQL text (end exclusive)."""
+    """One occurrence; ``start``/``end`` are offsets in the SQL text (end exclusive).
+
+    ``enclosing`` is the span of the string literal or quoted identifier the placeholder
+    stands in, quotes included (``None`` in code). Rendering needs it because a null
+    value turns the whole enclosing literal into ``NULL``, as SQL's ``'a' || NULL`` does.
+    """
 
     kind: Kind
     name: str
     start: int
     end: int
     context: Context
+    enclosing: tuple[int, int] | None = None
 
     @property
     def text(self) -> str:
@@ -67,8 +73,9 @@ def find_placeholders(sql: str) -> tuple[Placeholder, ...]:
     """Every placeholder outside comments, in text order."""
     found = []
     for context, start, end in _spans(sql):
+        enclosing = None if context is Context.CODE else (start, end)
         for match in _START.finditer(sql, start, end):
-            found.append(_placeholder_at(sql, match.start(), end, context))
+            found.append(_placeholder_at(sql, match.start(), end, context, enclosing))
     return tuple(found)
 
 
@@ -81,11 +88,13 @@ def substitute(sql: str, replacement: Callable[[Placeholder], str]) -> str:
     return "".join(parts) + sql[position:]
 
 
-def _placeholder_at(sql: str, start: int, limit: int, context: Context) -> Placeholder:
+def _placeholder_at(
+    sql: str, start: int, limit: int, context: Context, enclosing: tuple[int, int] | None
+) -> Placeholder:
     for kind, pattern in ((Kind.ARGUMENT, _ARGUMENT), (Kind.JOIN_TABLE, _JOIN_TABLE)):
         match = pattern.match(sql, start, limit)
         if match:
-            return Placeholder(kind, match.group(1), start, match.end(), context)
+            return Placeholder(kind, match.group(1), start, match.end(), context, enclosing)
     snippet = sql[start:limit].split(None, 1)[0][:40]
     raise PlaceholderSyntaxError(
         start, f"malformed placeholder {snippet!r}: write $args.name or $join_table(name)"

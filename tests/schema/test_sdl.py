@@ -106,6 +106,7 @@ def test_generated_types(schema: GraphQLSchema) -> None:
         "startDate": "AWSDateTime!",
         "finishDate": "AWSDateTime",
         "errorMessage": "String",
+        "nextToken": "String",
     }
     assert "result" not in fields("DeletionTaskResult")
     status = schema.type_map["TaskStatus"]

@@ -1,0 +1,91 @@
+"""The query engine on AWS: Athena, through boto3, in the project's workgroup.
+
+The workgroup enforces the output location and the bytes-scanned cutoff, so a start
+names only the workgroup and the Glue database the SQL's unqualified tables live in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.tasks.engine import (
+    MAX_PAGE_ROWS,
+    EngineError,
+    InvalidPageToken,
+    QueryExecution,
+    QueryState,
+    ResultPage,
+    UnknownExecution,
+)
+
+
+class AthenaEngine:
+    def __init__(self, client: Any, *, workgroup: str, database: str) -> None:
+        self._client = client
+        self._workgroup = workgroup
+        self._database = database
+
+    def start(self, sql: str, request_token: str) -> str:
+        response = self._client.start_query_execution(
+            QueryString=sql,
+            ClientRequestToken=request_token,
+            QueryExecutionContext={"Database": self._database},
+            WorkGroup=self._workgroup,
+        )
+        return str(response["QueryExecutionId"])
+
+    def execution(self, execution_id: str) -> QueryExecution:
+        try:
+            response = self._client.get_query_execution(QueryExecutionId=execution_id)
+        except self._client.exceptions.InvalidRequestException as error:
+            raise UnknownExecution(
+                f"no query execution {execution_id}: {_message(error)}"
+            ) from None
+        execution = response["QueryExecution"]
+        status = execution["Status"]
+        reason = status.get("AthenaError", {}).get("ErrorMessage") or status.get(
+            "StateChangeReason"
+        )
+        return QueryExecution(
+            execution_id=execution_id,
+            state=QueryState(status["State"]),
+            reason=reason,
+            submitted=status.get("SubmissionDateTime"),
+            completed=status.get("CompletionDateTime"),
+        )
+
+    def results(
+        self, execution_id: str, *, next_token: str | None = None, max_rows: int = MAX_PAGE_ROWS
+    ) -> ResultPage:
+        """One page; the first page of a SELECT starts with the header row, which is
+        asked for on top of ``max_rows`` (within Athena's 1,000) and dropped."""
+        first_page = next_token is None
+        request: dict[str, Any] = {
+            "QueryExecutionId": execution_id,
+            "MaxResults": min(max_rows + (1 if first_page else 0), MAX_PAGE_ROWS),
+        }
+        if next_token is not None:
+            request["NextToken"] = next_token
+        try:
+            response = self._client.get_query_results(**request)
+        except self._client.exceptions.InvalidRequestException as error:
+            message = _message(error)
+            if next_token is not None and "token" in message.lower():
+                raise InvalidPageToken(f"invalid nextToken: {message}") from None
+            raise EngineError(f"cannot read the results of {execution_id}: {message}") from None
+        result_set = response["ResultSet"]
+        columns = tuple(
+            str(column["Name"]).lower()
+            for column in result_set.get("ResultSetMetadata", {}).get("ColumnInfo", [])
+        )
+        rows = [
+            tuple(datum.get("VarCharValue") for datum in row.get("Data", []))
+            for row in result_set.get("Rows", [])
+        ]
+        if first_page:
+            rows = rows[1:]
+        return ResultPage(columns, tuple(rows), response.get("NextToken"))
+
+
+def _message(error: Any) -> str:
+    return str(error.response.get("Error", {}).get("Message") or error)
