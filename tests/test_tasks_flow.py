@@ -4,7 +4,9 @@ EventBridge handler, and typed rows read back through ``taskResult…``."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -308,8 +310,10 @@ def test_a_task_id_is_only_good_for_its_own_field(
     )
     unknown = shop.error_messages('{ taskResultUsersByCity(taskId: "nope") { taskStatus } }')
 
-    assert wrong == [f"no task {task_id} of favoriteProducts: use the taskId its trigger returned"]
-    assert unknown == ["no task nope of usersByCity: use the taskId its trigger returned"]
+    assert wrong == [
+        f"no task '{task_id}' of favoriteProducts: use the taskId its trigger returned"
+    ]
+    assert unknown == ["no task 'nope' of usersByCity: use the taskId its trigger returned"]
 
 
 def test_results_can_be_read_in_pages(analytics: LoadedApp) -> None:
@@ -338,5 +342,37 @@ def test_results_can_be_read_in_pages(analytics: LoadedApp) -> None:
     bad_limit = analytics.error_messages(
         f'{{ taskResultRankedProducts(taskId: "{task_id}", limit: 0) {{ taskStatus }} }}'
     )
-    assert "nextToken" in bad_token[0]
-    assert bad_limit == ["limit must be between 1 and 1000, not 0"]
+    assert bad_token == [
+        "taskResultRankedProducts: nextToken 'forged' was not issued for the result of "
+        f"task {task_id}"
+    ]
+    assert bad_limit == ["taskResultRankedProducts: limit must be between 1 and 1000, got 0"]
+
+
+EVENTS = Path(__file__).resolve().parent / "events"
+
+
+def test_the_tracker_handler_fails_a_task_from_athenas_event(
+    shop: LoadedApp, shop_data: dict[str, str]
+) -> None:
+    hold_queries(shop)
+    task_id = trigger(shop, "usersByCity", 'city: "Paris"')
+    event = json.loads((EVENTS / "athena_failed.json").read_text())
+    event["detail"]["queryExecutionId"] = task_id
+    event["detail"]["workgroupName"] = shop.services.settings.athena_workgroup
+
+    shop.client.lambda_.invoke("on_athena_state_change", event)
+    shop.client.lambda_.invoke("on_athena_state_change", event)  # a duplicate
+
+    result = task_result(shop, "usersByCity", task_id, "{ name }")
+    assert result["taskStatus"] == "FAILED"
+    assert result["errorMessage"] == event["detail"]["athenaError"]["errorMessage"]
+    assert result["finishDate"] == "2026-11-23T19:22:20.000Z"  # the event's time
+    assert result["result"] is None
+
+
+def test_state_changes_of_another_workgroup_never_reach_the_tracker(shop: LoadedApp) -> None:
+    event = json.loads((EVENTS / "athena_succeeded.json").read_text())
+    event["detail"]["workgroupName"] = "someone-elses"
+
+    assert shop.services.local_runtime.events.publish(event) == []

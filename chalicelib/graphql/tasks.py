@@ -58,7 +58,9 @@ def query_task_resolvers(model: SchemaModel, task: QueryTask) -> tuple[Resolver,
         _: Any, info: Info, taskId: str, limit: int | None = None, nextToken: str | None = None
     ) -> dict[str, Any]:
         if limit is not None and not 1 <= limit <= MAX_PAGE_ROWS:
-            raise GraphQLError(f"limit must be between 1 and {MAX_PAGE_ROWS}, not {limit}")
+            raise GraphQLError(
+                f"{result_field}: limit must be between 1 and {MAX_PAGE_ROWS}, got {limit}"
+            )
         service = _tasks(info)
         try:
             current = service.task(taskId, task.name)
@@ -70,7 +72,12 @@ def query_task_resolvers(model: SchemaModel, task: QueryTask) -> tuple[Resolver,
         try:
             pages, token = service.results(current, next_token=nextToken, limit=limit)
             values = [value for page in pages for value in rows.read(page)]
-        except (InvalidPageToken, ResultConversionError) as error:
+        except InvalidPageToken:
+            raise GraphQLError(
+                f"{result_field}: nextToken {nextToken!r} was not issued for the result of "
+                f"task {taskId}"
+            ) from None
+        except ResultConversionError as error:
             raise GraphQLError(f"{result_field}: {error}") from None
         if task.result.is_list:
             answer["result"] = values

@@ -208,7 +208,7 @@ def _compile(
         _object(schema, "Query"),
         _object(schema, "Mutation"),
         {e.name: e for e in entities},
-        [t.name for t in task_responses],
+        {t.name: t for t in task_responses},
         report,
         check_sql=check_sql,
     )

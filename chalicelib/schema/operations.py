@@ -22,6 +22,7 @@ from chalicelib.schema.model import (
     JoinColumn,
     JoinTable,
     QueryTask,
+    TaskResponse,
     TypeKind,
     TypeRef,
 )
@@ -41,6 +42,7 @@ from chalicelib.sql.placeholders import (
     Placeholder,
     PlaceholderSyntaxError,
     find_placeholders,
+    in_unicode_literal,
 )
 from chalicelib.sql.statements import (
     DeleteStatement,
@@ -101,7 +103,7 @@ def build(
     query: GraphQLObjectType | None,
     mutation: GraphQLObjectType | None,
     entities: Mapping[str, Entity],
-    task_responses: Iterable[str],
+    task_responses: Mapping[str, TaskResponse],
     report: Report,
     *,
     check_sql: bool,
@@ -135,8 +137,8 @@ def build(
     tasks = [_query_task(field, entities, set(task_responses), report) for field in queries]
     if check_sql:
         tables = _table_columns(entities.values(), join_tables)
-        _check_sql(((f, "SELECT") for f in queries), tables, report)
-        _check_sql(((f, "DELETE") for f, _ in deletes), tables, report)
+        _check_sql(((f, "SELECT") for f in queries), tables, task_responses, report)
+        _check_sql(((f, "DELETE") for f, _ in deletes), tables, task_responses, report)
     return Operations(
         query_tasks=tuple(t for t in tasks if t is not None),
         insert_mutations=tuple(_insert_mutation(f, s) for f, s in inserts),
@@ -195,6 +197,12 @@ def _with_placeholders(field: SqlField, report: Report) -> SqlField:
             _add(field, report, placeholder.start, "placeholder-context", message)
         elif placeholder.kind is Kind.JOIN_TABLE and placeholder.context is Context.STRING:
             message = f"{placeholder.text} inside a string literal: it stands for a table name"
+            _add(field, report, placeholder.start, "placeholder-context", message)
+        elif in_unicode_literal(field.sql, placeholder):
+            message = (
+                f"{placeholder.text} inside a U&'...' literal, whose escapes would change "
+                "the value: use a plain '...' literal"
+            )
             _add(field, report, placeholder.start, "placeholder-context", message)
         elif placeholder.kind is Kind.ARGUMENT and placeholder.name not in names:
             message = (
@@ -360,7 +368,10 @@ def _table_columns(
 
 
 def _check_sql(
-    fields: Iterable[tuple[SqlField, str]], tables: Mapping[str, frozenset[str]], report: Report
+    fields: Iterable[tuple[SqlField, str]],
+    tables: Mapping[str, frozenset[str]],
+    task_responses: Mapping[str, TaskResponse],
+    report: Report,
 ) -> None:
     from chalicelib.sql import analysis
 
@@ -392,6 +403,29 @@ def _check_sql(
             if known is not None and column.column.lower() not in known:
                 message = f"table {column.table.lower()} has no column {column.column}"
                 _add(field, report, column.offset, "unknown-column", message)
+        response = task_responses.get(field.type.name) if field.type else None
+        if response is not None and result.outputs is not None:
+            _check_result_columns(field, response, result.outputs, report)
+
+
+def _check_result_columns(
+    field: SqlField, response: TaskResponse, outputs: tuple[str, ...], report: Report
+) -> None:
+    """Every non-null field of the result type needs a column of its name (in any case,
+    as Athena lower-cases them): otherwise every run would fail when read."""
+    for result_field in response.fields:
+        if result_field.type.non_null and result_field.name.lower() not in outputs:
+            message = (
+                f"the SELECT returns no column {result_field.name} for the non-null field "
+                f"{response.name}.{result_field.name} (columns: {', '.join(outputs)})"
+            )
+            _add(
+                field,
+                report,
+                len(field.sql) - len(field.sql.lstrip()),
+                "result-columns",
+                message,
+            )
 
 
 def _omitted_type(field: SqlField, report: Report) -> bool:

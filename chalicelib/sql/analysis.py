@@ -52,6 +52,9 @@ class Analysis:
     kind: str  # "SELECT" for any query (UNION, WITH ...), "DELETE", or the statement's keyword
     tables: tuple[TableRef, ...]
     columns: tuple[ColumnRef, ...]
+    # The result's column names, lower-cased as Athena returns them ("_col<n>" for an
+    # unnamed expression, as Trino names it); None when a ``*`` makes them unknown.
+    outputs: tuple[str, ...] | None = None
 
 
 def analyze(sql: str) -> Analysis:
@@ -64,7 +67,7 @@ def analyze(sql: str) -> Analysis:
         kind, query = "DELETE", _select_for_delete(statement)
     else:
         return Analysis(statement.key.upper(), (), ())
-    return Analysis(kind, _tables(query), _columns(query))
+    return Analysis(kind, _tables(query), _columns(query), _outputs(query))
 
 
 def delete_to_select(sql: str) -> str:
@@ -131,6 +134,17 @@ def _select_for_delete(statement: exp.Delete) -> exp.Select:
         select = select.join(join)
     where = statement.args.get("where")
     return select.where(where.this.copy()) if where else select
+
+
+def _outputs(query: exp.Query) -> tuple[str, ...] | None:
+    names = []
+    for position, (name, projection) in enumerate(
+        zip(query.named_selects, query.selects, strict=False)
+    ):
+        if name == "*" or isinstance(projection, exp.Star):
+            return None
+        names.append(name.lower() if name else f"_col{position}")
+    return tuple(names)
 
 
 def _tables(query: exp.Expr) -> tuple[TableRef, ...]:

@@ -79,6 +79,15 @@ def find_placeholders(sql: str) -> tuple[Placeholder, ...]:
     return tuple(found)
 
 
+def in_unicode_literal(sql: str, placeholder: Placeholder) -> bool:
+    """Whether the placeholder stands in a ``U&'...'`` literal, whose ``\\XXXX`` escapes
+    would turn a value's text into other characters (a quote among them)."""
+    if placeholder.context is not Context.STRING or placeholder.enclosing is None:
+        return False
+    start = placeholder.enclosing[0]
+    return sql[max(start - 2, 0) : start].upper() == "U&"
+
+
 def substitute(sql: str, replacement: Callable[[Placeholder], str]) -> str:
     """Replace every placeholder in one pass, so a replaced value is never scanned again."""
     parts, position = [], 0

@@ -37,13 +37,12 @@ from chalicelib.sql.placeholders import (
     Placeholder,
     PlaceholderSyntaxError,
     find_placeholders,
+    in_unicode_literal,
 )
 
 # Neighbours a literal cannot fuse with: a space, brackets, and operators that form no
 # longer token with a literal's first or last character (a quote, digit, letter or ``-``).
 _SAFE_NEIGHBOURS = frozenset(" \t\r\n\f\v(),[]=<>+*/%|;")
-# A prefixed literal whose text is not taken as written: ``U&'\0027'`` is a quote.
-_ESCAPING_PREFIXES = ("U&", "u&")
 _SHOWN_LENGTH = 60
 
 
@@ -122,7 +121,7 @@ class _Renderer:
         """
         assert placeholder.enclosing is not None  # find_placeholders sets it for strings
         start, end = placeholder.enclosing
-        if self._sql[max(start - 2, 0) : start] in _ESCAPING_PREFIXES:
+        if in_unicode_literal(self._sql, placeholder):
             raise RenderError(
                 f"{placeholder.text} inside a U&'...' literal, whose escapes would change "
                 "the value: use a plain '...' literal"

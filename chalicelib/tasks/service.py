@@ -131,7 +131,7 @@ class TaskService:
         lost state-change event never strands it."""
         task = self._read(task_id)
         if task is None or task.field_name != field_name:
-            raise TaskNotFound(f"no task {task_id} of {field_name}")
+            raise TaskNotFound(f"no task {task_id!r} of {field_name}")
         if task.status is not TaskStatus.RUNNING:
             return task
         execution = self.engine.execution(task_id)
@@ -189,7 +189,7 @@ class TaskService:
                 raise TaskNotRecorded(
                     f"no task item for query execution {execution.execution_id} yet"
                 ) from None
-            logger.info(
+            logger.debug(
                 "task %s was final already; %s changes nothing", execution.execution_id, status
             )
             return False

@@ -51,3 +51,14 @@ def test_directory_store_leaves_no_temporary_file_when_writing_fails(
 def test_directory_store_refuses_keys_outside_its_root(tmp_path: Path, key: str) -> None:
     with pytest.raises(ValueError, match="not a relative path"):
         DirectoryObjectStore(tmp_path).put(key, b"x")
+
+
+def test_the_directory_store_reports_each_change(tmp_path: Path) -> None:
+    changed: list[str] = []
+    store = DirectoryObjectStore(tmp_path, on_change=changed.append)
+
+    store.put("tables/user/a.parquet", b"1")
+    store.delete("tables/user/a.parquet")
+    store.delete("tables/user/missing.parquet")
+
+    assert changed == ["tables/user/a.parquet"] * 2 + ["tables/user/missing.parquet"]

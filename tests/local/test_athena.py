@@ -696,3 +696,34 @@ def test_preloading_reads_every_table_before_the_first_query(
 
     assert rows(engine, "SELECT count(*) FROM user_favorite_products") == [("4",)]
     assert engine.files_read == read
+
+
+# -- following the lake --------------------------------------------------------------
+
+
+def test_the_engine_follows_the_lake_as_it_is_written(
+    engine: LocalAthena, lake_dir: Path, spec_of: Callable[[str], TableSpec]
+) -> None:
+    """Wired to the object store, changes are loaded ahead of the query that needs them."""
+    followed = Lake(lake_dir, spec_of)
+    followed.store = DirectoryObjectStore(lake_dir, on_change=engine.lake_changed)
+    shop(followed)
+    engine.wait_until_idle()
+    loaded = engine.files_read
+    assert loaded == len(list(lake_dir.rglob("*.parquet")))
+
+    execution_id = run(engine, 'SELECT count(*) FROM "user"')
+    assert engine.results(execution_id).rows == (("3",),)
+    assert engine.files_read == loaded  # the query found everything loaded
+
+    followed.remove("user", id="u2", createdAt="2025-12-31T12:00:00.000Z")
+    engine.wait_until_idle()
+    assert rows(engine, 'SELECT id FROM "user" ORDER BY id') == [("u1",), ("u3",)]
+
+
+def test_changes_outside_the_lake_or_its_tables_are_ignored(engine: LocalAthena) -> None:
+    engine.lake_changed("results/abc.csv")
+    engine.lake_changed("tables/not_a_table/year=2026/month=01/day=01/x.parquet")
+    engine.wait_until_idle()
+
+    assert engine.files_read == 0

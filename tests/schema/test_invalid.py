@@ -259,6 +259,25 @@ CASES = {
         6,
         50,
     ),
+    "a placeholder in a unicode literal": Case(
+        query(
+            '  n(q: String): Int @sql_query(query: "SELECT COUNT(*) FROM \\"user\\" u '
+            "WHERE u.name = U&'$args.q'\")\n"
+        ),
+        "placeholder-context",
+        "Query.n",
+        6,
+        90,
+    ),
+    "a result type's non-null field the SELECT does not return": Case(
+        USER
+        + "type Row @task_response {\n  name: String!\n  total: Int!\n}\n"
+        + 'type Query {\n  rows: [Row!]! @sql_query(query: "SELECT name FROM \\"user\\"")\n}\n',
+        "result-columns",
+        "Query.rows",
+        10,
+        36,
+    ),
     "unknown column": Case(
         query('  n: Int @sql_query(query: "SELECT COUNT(u.nope) FROM \\"user\\" u")\n'),
         "unknown-column",

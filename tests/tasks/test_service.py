@@ -182,9 +182,9 @@ def test_a_poll_of_a_running_query_keeps_the_task_running(
 def test_a_task_is_found_only_under_its_own_field(service: TaskService) -> None:
     task = service.trigger(TaskType.QUERY, "usersByCity", "SELECT 1")
 
-    with pytest.raises(TaskNotFound, match=f"no task {task.task_id} of favoriteProducts"):
+    with pytest.raises(TaskNotFound, match=f"no task '{task.task_id}' of favoriteProducts"):
         service.task(task.task_id, "favoriteProducts")
-    with pytest.raises(TaskNotFound, match="no task unknown of usersByCity"):
+    with pytest.raises(TaskNotFound, match="no task 'unknown' of usersByCity"):
         service.task("unknown", "usersByCity")
 
 
