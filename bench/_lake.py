@@ -62,7 +62,11 @@ def user_image(number: int, *, name: str = "Ada Lovelace") -> dict[str, Any]:
 
 def insert_record(number: int) -> dict[str, Any]:
     """A Lambda stream record inserting user ``number``."""
-    image = user_image(number)
+    return stream_record(number, user_image(number))
+
+
+def stream_record(number: int, image: dict[str, Any]) -> dict[str, Any]:
+    """A Lambda stream record inserting ``image`` (DynamoDB wire format)."""
     return {
         "eventID": f"{number:032x}",
         "eventName": "INSERT",

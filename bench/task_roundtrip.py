@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench._lake import stream_record
+
 if TYPE_CHECKING:
     from chalicelib.local.athena import LocalAthena
 
@@ -26,27 +28,6 @@ ROOT = Path(__file__).resolve().parent.parent
 USERS = 5000
 CITIES = ("Paris", "Berlin", "Lisbon", "Oslo", "Rome", "Vienna", "Madrid", "Prague", "Riga", "Bern")
 BATCH = 100
-
-
-def _record(number: int, image: dict[str, Any]) -> dict[str, Any]:
-    from chalicelib import keys
-
-    return {
-        "eventID": f"{number:032x}",
-        "eventName": "INSERT",
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/OCG-shop/stream/x",
-        "dynamodb": {
-            "ApproximateCreationDateTime": 1795461734.0,
-            "Keys": {keys.PK: image[keys.PK], keys.SK: image[keys.SK]},
-            "NewImage": image,
-            "SequenceNumber": str(4421584500000000000000000000 + number),
-            "SizeBytes": 300,
-            "StreamViewType": "NEW_AND_OLD_IMAGES",
-        },
-    }
 
 
 def _image(entity: str, entity_id: str, created_at: str, **fields: str) -> dict[str, Any]:
@@ -80,7 +61,7 @@ def _stream_records() -> list[dict[str, Any]]:
             city=CITIES[number % len(CITIES)],
             country="EU",
         )
-        records += [_record(2 * number, user), _record(2 * number + 1, address)]
+        records += [stream_record(2 * number, user), stream_record(2 * number + 1, address)]
     return records
 
 
