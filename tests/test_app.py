@@ -105,6 +105,61 @@ def test_importing_app_in_aws_mode_loads_no_heavy_library() -> None:
     assert result.stdout.strip() == "[]"
 
 
+# Through the Lambda entry point as API Gateway calls it (chalice.test would import the
+# chalice CLI, which makes the app parse its SQL at start-up as the CLI's commands do).
+TASK_REQUESTS_ON_AWS = """
+import json, sys
+from moto import mock_aws
+import boto3
+from chalicelib.table import table_definition
+with mock_aws():
+    boto3.client("dynamodb").create_table(**table_definition("OCG-shop"))
+    boto3.client("athena").create_work_group(
+        Name="ocg-shop", Configuration={"ResultConfiguration": {"OutputLocation": "s3://r/"}}
+    )
+    import app
+    class Context:
+        function_name, aws_request_id = "ocg-dev", "test"
+        def get_remaining_time_in_millis(self):
+            return 30_000
+    def graphql(query):
+        event = {
+            "resource": "/graphql", "path": "/graphql", "httpMethod": "POST",
+            "headers": {"content-type": "application/json"},
+            "multiValueHeaders": {"content-type": ["application/json"]},
+            "queryStringParameters": None, "multiValueQueryStringParameters": None,
+            "pathParameters": None, "stageVariables": None,
+            "requestContext": {"resourcePath": "/graphql", "httpMethod": "POST",
+                               "path": "/api/graphql", "stage": "api", "requestId": "test",
+                               "identity": {"sourceIp": "127.0.0.1"}},
+            "body": json.dumps({"query": query}), "isBase64Encoded": False,
+        }
+        return json.loads(app.app(event, Context())["body"])
+    started = graphql('mutation { triggerTaskUsersByCity(city: "Paris") { taskId } }')
+    task_id = started["data"]["triggerTaskUsersByCity"]["taskId"]
+    result = graphql(
+        '{ taskResultUsersByCity(taskId: "%s") { taskStatus result { name } } }' % task_id
+    )
+    print(json.dumps(result.get("data") or result))
+    print([m for m in ("pyarrow", "pandas", "duckdb", "sqlglot") if m in sys.modules])
+"""
+
+
+def test_tasks_on_aws_run_on_athena_without_any_heavy_library() -> None:
+    """The GraphQL function renders and starts SQL with no parser, engine or Arrow."""
+    result = run_python(
+        TASK_REQUESTS_ON_AWS,
+        **AWS_ENV,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+    )
+
+    assert result.returncode == 0, result.stderr
+    data, heavy = result.stdout.strip().splitlines()
+    assert json.loads(data) == {"taskResultUsersByCity": {"taskStatus": "SUCCEEDED", "result": []}}
+    assert heavy == "[]"
+
+
 def test_a_broken_schema_fails_the_import_with_file_line_and_rule(tmp_path: Path) -> None:
     schema = tmp_path / "broken.graphql"
     schema.write_text("type User {\n  id: ID!\n  friend: User\n}\n")

@@ -105,6 +105,8 @@ class RowReader:
 
     def read(self, page: ResultPage) -> list[Any]:
         """Every row of the page: a dict per row for an object type, else a scalar."""
+        if not page.rows:
+            return []  # columns matter only for rows (an empty result may describe none)
         if self._result.kind is not TypeKind.OBJECT:
             read = _reader(self._result)
             label = f"the first column as {self._result.sdl()}"

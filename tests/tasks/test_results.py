@@ -126,3 +126,9 @@ def test_text_the_type_cannot_take_is_a_clear_error(field: Field, text: str) -> 
 )
 def test_arrays_split_at_top_level_separators(text: str, elements: list[str | None]) -> None:
     assert split_array(text) == elements
+
+
+def test_no_rows_need_no_columns() -> None:
+    reader = RowReader(ROW_TYPE, FIELDS, "Query.rows")
+
+    assert reader.read(page(())) == []
