@@ -60,9 +60,14 @@ def cascade_messages(event: SQSEvent, services: Services) -> dict[str, Any]:
 
 
 def deletion_messages(event: SQSEvent, services: Services) -> dict[str, Any]:
-    """Carry out SQL DELETE tasks (filled in by the deletions feature)."""
-    raise NotImplementedError(
-        "deletion tasks are not implemented yet: the message is retried, then dead-lettered"
+    from chalicelib.deletions import process_deletion_event
+
+    return process_deletion_event(
+        event.to_dict(),
+        services.tasks,
+        services.client("dynamodb"),
+        services.settings.table_name,
+        services.model,
     )
 
 

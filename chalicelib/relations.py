@@ -1,25 +1,34 @@
-"""Join relations in the single table (DESIGN §3, §7), and their removal.
+"""Join relations in the single table (DESIGN §3, §7): their creation and their removal.
 
-A join row is one row item plus one relation item per referenced entity. The row item
+A join row is one row item plus one relation item per referenced entity. It is created
+in one transaction that also checks every referenced entity, so no relation ever points
+at an entity that was not there when it was written, and the row item's own condition
+makes a repeated INSERT a no-op (see :func:`create_relation`). The row item
 holds the referenced ids, so the keys of its relation items are derived from it with a
 consistent read; GSI1, which may lag behind recent writes, is only the fallback for a
-row item already gone. Removal deletes the other relation items, then the row item (the
-stream handler then removes its Parquet file), and the relation item under the removed
-entity's partition last: that one is how a redelivered message finds the relation
-again, so a failure half-way through is finished by the retry.
+row item already gone. Removal works in batches (BatchGetItem for the row items,
+BatchWriteItem for the deletes): the other relation items, then the row items (the
+stream handler then removes their Parquet files), and the relation items under the
+removed entity's partition last: those are how a redelivered message finds the
+relations again, so a failure half-way through is finished by the retry.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
 
 from chalicelib import keys
-from chalicelib.schema.model import SchemaModel
+from chalicelib.schema.model import JoinTable, SchemaModel
+from chalicelib.store import StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -36,13 +45,42 @@ def _query_all(client: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
         yield from page.get("Items", [])
 
 
+# DynamoDB's limits per BatchGetItem and per BatchWriteItem call.
+BATCH_GET_LIMIT = 100
+BATCH_WRITE_LIMIT = 25
+# Retries of the items a batch call leaves unprocessed (throttling), with backoff.
+BATCH_ATTEMPTS = 8
+_FIRST_BATCH_BACKOFF_SECONDS = 0.05
+
+
+def _row_items(
+    client: Any, table_name: str, relation_ids: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """The row items of up to 100 relations by one consistent BatchGetItem (plus retries
+    of what it left unprocessed), by relation id."""
+    pending: dict[str, Any] = {
+        table_name: {
+            "Keys": [_wire(keys.join_row_item_keys(r)) for r in relation_ids],
+            "ConsistentRead": True,
+        }
+    }
+    rows: dict[str, dict[str, Any]] = {}
+    for attempt in range(BATCH_ATTEMPTS):
+        response = client.batch_get_item(RequestItems=pending)
+        for item in response.get("Responses", {}).get(table_name, []):
+            row = {name: _deserialize(value) for name, value in item.items()}
+            rows[str(row[keys.JOIN_ROW_RELATION_ID])] = row
+        pending = response.get("UnprocessedKeys") or {}
+        if not pending:
+            return rows
+        time.sleep(_FIRST_BATCH_BACKOFF_SECONDS * 2**attempt)
+    raise RuntimeError(f"DynamoDB left {len(pending[table_name]['Keys'])} row reads unprocessed")
+
+
 def _relation_item_keys(
-    client: Any, table_name: str, model: SchemaModel, relation_id: str
+    client: Any, table_name: str, model: SchemaModel, relation_id: str, row: Mapping[str, Any]
 ) -> list[dict[str, str]]:
     """The keys of a relation's items: from its row item, else from GSI1."""
-    row_keys = _wire(keys.join_row_item_keys(relation_id))
-    stored = client.get_item(TableName=table_name, Key=row_keys, ConsistentRead=True).get("Item")
-    row = {name: _deserialize(value) for name, value in (stored or {}).items()}
     join_table = next(
         (t for t in model.join_tables if t.name == row.get(keys.JOIN_ROW_TABLE_NAME)), None
     )
@@ -62,27 +100,76 @@ def _relation_item_keys(
     return [{name: _deserialize(item[name]) for name in (keys.PK, keys.SK)} for item in items]
 
 
+def _batch_delete(client: Any, table_name: str, item_keys: Sequence[Mapping[str, str]]) -> None:
+    """Delete items 25 to a call, retrying what DynamoDB leaves unprocessed. Duplicate
+    keys (two columns referencing one entity share an item) are sent once: DynamoDB
+    refuses a batch that names an item twice."""
+    unique = list({(k[keys.PK], k[keys.SK]): k for k in item_keys}.values())
+    for start in range(0, len(unique), BATCH_WRITE_LIMIT):
+        chunk = unique[start : start + BATCH_WRITE_LIMIT]
+        pending: dict[str, Any] = {
+            table_name: [{"DeleteRequest": {"Key": _wire(key)}} for key in chunk]
+        }
+        for attempt in range(BATCH_ATTEMPTS):
+            pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+            if not pending:
+                break
+            time.sleep(_FIRST_BATCH_BACKOFF_SECONDS * 2**attempt)
+        else:
+            raise RuntimeError(f"DynamoDB left {len(pending[table_name])} deletes unprocessed")
+
+
+def delete_relations(
+    client: Any,
+    table_name: str,
+    model: SchemaModel,
+    relation_ids: Sequence[str],
+    *,
+    finder: str = "",
+) -> None:
+    """Delete join rows and all their relation items, in batches.
+
+    Per 100 relations: their relation items (but the one under ``finder``, the entity
+    partition a cascade reads), then their row items (the stream handler then removes
+    the Parquet files), then the ``finder`` items. A failure part-way leaves every
+    relation findable again the same way, so the retry finishes the job.
+    """
+    for start in range(0, len(relation_ids), BATCH_GET_LIMIT):
+        chunk = list(dict.fromkeys(relation_ids[start : start + BATCH_GET_LIMIT]))
+        rows = _row_items(client, table_name, chunk)
+        relation_items = [
+            key
+            for relation_id in chunk
+            for key in _relation_item_keys(
+                client, table_name, model, relation_id, rows.get(relation_id, {})
+            )
+            if key[keys.PK] != finder
+        ]
+        _batch_delete(client, table_name, relation_items)
+        _batch_delete(client, table_name, [keys.join_row_item_keys(r) for r in chunk])
+        if finder:
+            finder_items = [{keys.PK: finder, keys.SK: keys.relation_partition(r)} for r in chunk]
+            _batch_delete(client, table_name, finder_items)
+
+
 def delete_relation(
     client: Any, table_name: str, model: SchemaModel, relation_id: str, *, finder: str = ""
 ) -> None:
-    """Delete a join row and all its relation items; the one whose PK is ``finder`` last."""
-    relation_items = _relation_item_keys(client, table_name, model, relation_id)
-    for item in relation_items:
-        if item[keys.PK] != finder:
-            client.delete_item(TableName=table_name, Key=_wire(item))
-    client.delete_item(TableName=table_name, Key=_wire(keys.join_row_item_keys(relation_id)))
-    if finder:
-        finder_item = {keys.PK: finder, keys.SK: keys.relation_partition(relation_id)}
-        client.delete_item(TableName=table_name, Key=_wire(finder_item))
+    """Delete one join row and all its relation items (see :func:`delete_relations`)."""
+    delete_relations(client, table_name, model, [relation_id], finder=finder)
 
 
 def delete_entity_relations(
     client: Any, table_name: str, model: SchemaModel, entity_key: str, entity_id: str
 ) -> int:
-    """Delete every join row that references one entity; returns how many were found."""
+    """Delete every join row that references one entity; returns how many were found.
+
+    The entity's relation items are read a page at a time (consistently) and each
+    page's relations deleted in batches; the entity's own item of each relation goes
+    last, so a retry after a failure finds what is left.
+    """
     partition = keys.entity_relations_partition(entity_key, entity_id)
-    items = _query_all(
-        client,
+    pages = client.get_paginator("query").paginate(
         TableName=table_name,
         KeyConditionExpression="#pk = :pk",
         ExpressionAttributeNames={"#pk": keys.PK},
@@ -90,10 +177,12 @@ def delete_entity_relations(
         ConsistentRead=True,
     )
     found = 0
-    for item in items:
-        relation_id = keys.relation_id_of(_deserialize(item[keys.SK]))
-        delete_relation(client, table_name, model, relation_id, finder=partition)
-        found += 1
+    for page in pages:
+        relation_ids = [
+            keys.relation_id_of(_deserialize(item[keys.SK])) for item in page.get("Items", [])
+        ]
+        delete_relations(client, table_name, model, relation_ids, finder=partition)
+        found += len(relation_ids)
     return found
 
 
@@ -119,3 +208,267 @@ def process_cascade_event(
             logger.exception("cascade message %s failed", record.get("messageId"))
             failures.append({"itemIdentifier": record["messageId"]})
     return {"batchItemFailures": failures}
+
+
+# --- Creation: the join INSERT ----------------------------------------------------------
+
+# DynamoDB's key limits: a partition key value up to 2048 bytes, a sort key value (GSI1's
+# included) up to 1024. A relation item's GSI1 sort key is ``joinRelation#<t>#<id>``.
+_SORT_KEY_LIMIT = 1024
+# Cancellation reasons that say "try again", not "no": another transaction touched one of
+# the items at the same moment (typically an identical INSERT), or a throttled item.
+_RETRYABLE_REASONS = frozenset({"TransactionConflict", "ThrottlingError"})
+# Attempts of the transaction when it keeps being cancelled for a retryable reason, and
+# the first back-off (doubled each time, with jitter).
+CREATE_ATTEMPTS = 5
+_FIRST_BACKOFF_SECONDS = 0.02
+
+
+class InvalidReference(StoreError):
+    """A referenced id that cannot name an entity: not a string, empty, or too long."""
+
+
+class MissingEntities(StoreError):
+    """Referenced entities that do not exist; ``missing`` holds ``(Type, id)`` pairs."""
+
+    def __init__(self, missing: tuple[tuple[str, str], ...]) -> None:
+        self.missing = missing
+        named = [f"{entity} {entity_id!r}" for entity, entity_id in missing]
+        if len(named) == 1:
+            message = f"{named[0]} does not exist"
+        else:
+            message = f"{', '.join(named[:-1])} and {named[-1]} do not exist"
+        super().__init__(message)
+
+
+class RelationConflict(StoreError):
+    """A row with the same relationId but other column values is already stored.
+
+    The relationId hashes the referenced ``(type, id)`` pairs, not the columns holding
+    them (DESIGN §3), so two columns of one entity type make ``(u1, u2)`` and
+    ``(u2, u1)`` the same row: the second cannot be stored, and answering ``true`` for it
+    would claim a relation that does not exist.
+    """
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _checked_references(join_table: JoinTable, references: Mapping[str, object]) -> dict[str, str]:
+    """The referenced id of each column, checked before anything is sent."""
+    names = [column.name for column in join_table.columns]
+    unknown = sorted(set(references) - set(names))
+    missing = [name for name in names if name not in references]
+    if unknown or missing:
+        raise InvalidReference(
+            f"{join_table.name} takes exactly the columns {', '.join(names)}"
+            + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+            + (f"; missing: {', '.join(missing)}" if missing else "")
+        )
+    checked: dict[str, str] = {}
+    for column in join_table.columns:
+        value = references[column.name]
+        where = f"{join_table.name}.{column.name}"
+        if not isinstance(value, str) or not value:
+            raise InvalidReference(f"{where} must be a non-empty {column.entity} id, got {value!r}")
+        try:
+            size = len(keys.entity_relations_partition(column.entity_key, value).encode())
+        except UnicodeEncodeError:
+            raise InvalidReference(
+                f"{where} is not valid Unicode text (a lone surrogate)"
+            ) from None
+        if size > _SORT_KEY_LIMIT:
+            raise InvalidReference(
+                f"{where} is too long to be a {column.entity} id ({len(value)} characters)"
+            )
+        checked[column.name] = value
+    return checked
+
+
+def _row_item(
+    join_table: JoinTable, relation_id: str, ids: Mapping[str, str], created_at: str
+) -> dict[str, str]:
+    """The row item: what the stream handler mirrors into the lake and deletions read."""
+    return {
+        **keys.join_row_item_keys(relation_id),
+        keys.ENTITY_TYPE: keys.JOIN_ROW_ENTITY_TYPE,
+        keys.JOIN_ROW_RELATION_ID: relation_id,
+        keys.JOIN_ROW_TABLE_NAME: join_table.name,
+        **{column.name: ids[column.name] for column in join_table.columns},
+        keys.CREATED_AT: created_at,
+    }
+
+
+def _relation_items(
+    join_table: JoinTable, relation_id: str, ids: Mapping[str, str]
+) -> list[dict[str, str]]:
+    """One relation item per distinct referenced entity.
+
+    Two columns referencing the same entity (``followerId`` = ``followeeId`` = u1) share
+    one item: their keys are equal, and a transaction may not write one item twice.
+    """
+    items: dict[tuple[str, str], dict[str, str]] = {}
+    for column in join_table.columns:
+        entity = (column.entity_key, ids[column.name])
+        items.setdefault(
+            entity,
+            {
+                **keys.join_relation_item_keys(*entity, relation_id),
+                keys.JOIN_ROW_RELATION_ID: relation_id,
+                keys.JOIN_ROW_TABLE_NAME: join_table.name,
+            },
+        )
+    return list(items.values())
+
+
+def _referenced_entities(
+    join_table: JoinTable, ids: Mapping[str, str]
+) -> dict[tuple[str, str], str]:
+    """The distinct ``(Type, id)`` pairs, in column order, each with its key name ``t``.
+
+    One ConditionCheck each: a transaction may not check the same item twice either.
+    """
+    return {(column.entity, ids[column.name]): column.entity_key for column in join_table.columns}
+
+
+def _same_row(
+    stored: Mapping[str, Any] | None, row: Mapping[str, str], join_table: JoinTable
+) -> bool:
+    """Whether a stored row item holds the same table and column values as ``row``."""
+    if stored is None:
+        return False
+    names = [keys.JOIN_ROW_TABLE_NAME, *(column.name for column in join_table.columns)]
+    return all(name in stored and _deserialize(stored[name]) == row[name] for name in names)
+
+
+def _stored_row(client: Any, table_name: str, relation_id: str) -> dict[str, Any] | None:
+    key = _wire(keys.join_row_item_keys(relation_id))
+    item: dict[str, Any] | None = client.get_item(
+        TableName=table_name, Key=key, ConsistentRead=True
+    ).get("Item")
+    return item
+
+
+def _conflict(join_table: JoinTable, stored: Mapping[str, Any] | None) -> RelationConflict:
+    held = ", ".join(
+        f"{column.name} {_deserialize(stored[column.name])!r}"
+        for column in join_table.columns
+        if stored is not None and column.name in stored
+    )
+    return RelationConflict(
+        f"{join_table.name} already has a row for these entities ({held}): a join row is "
+        "identified by the entities it references, not by the columns that hold them"
+    )
+
+
+def create_relation(
+    client: Any,
+    table_name: str,
+    join_table: JoinTable,
+    references: Mapping[str, object],
+    *,
+    clock: Callable[[], datetime] = _utc_now,
+) -> bool:
+    """Write a join row: True when created, False when the same row was already there.
+
+    ``references`` maps each column of ``join_table`` to the id of the entity it
+    references. One TransactWriteItems puts the row item (on condition that it is new),
+    puts the relation items, and checks that every referenced entity exists, so either
+    the whole relation is written or nothing is. The transaction's cancellation reasons
+    tell the outcomes apart: a missing entity raises :class:`MissingEntities` naming all
+    of them, an existing row is the no-op of a repeated INSERT (its ``createdAt``, and so
+    its lake file, stay), and a conflict with a concurrent transaction — an identical
+    INSERT racing this one — is retried, after which the existing row answers.
+    """
+    ids = _checked_references(join_table, references)
+    relation_id = keys.relation_id(
+        join_table.name, [(column.entity_key, ids[column.name]) for column in join_table.columns]
+    )
+    row = _row_item(join_table, relation_id, ids, keys.timestamp_text(clock()))
+    entities = _referenced_entities(join_table, ids)
+    exists = {"ExpressionAttributeNames": {"#pk": keys.PK}}
+    transaction: list[dict[str, Any]] = [
+        {
+            "Put": {
+                "TableName": table_name,
+                "Item": _wire(row),
+                "ConditionExpression": "attribute_not_exists(#pk)",
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                **exists,
+            }
+        },
+        *(
+            {"Put": {"TableName": table_name, "Item": _wire(item)}}
+            for item in _relation_items(join_table, relation_id, ids)
+        ),
+        *(
+            {
+                "ConditionCheck": {
+                    "TableName": table_name,
+                    "Key": _wire(keys.entity_item_keys(entity_key, entity_id)),
+                    "ConditionExpression": "attribute_exists(#pk)",
+                    **exists,
+                }
+            }
+            for (_, entity_id), entity_key in entities.items()
+        ),
+    ]
+    attempt = 1
+    while True:
+        try:
+            client.transact_write_items(TransactItems=transaction)
+            return True
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            if _already_there(client, table_name, join_table, row, entities, error):
+                return False
+            if attempt == CREATE_ATTEMPTS:
+                # Still contended: if the row made it in meanwhile, that is the answer.
+                if _same_row(_stored_row(client, table_name, relation_id), row, join_table):
+                    return False
+                raise
+        time.sleep(_FIRST_BACKOFF_SECONDS * 2 ** (attempt - 1) * (1 + random.random()))
+        attempt += 1
+
+
+def _already_there(
+    client: Any,
+    table_name: str,
+    join_table: JoinTable,
+    row: Mapping[str, str],
+    entities: Mapping[tuple[str, str], str],
+    error: ClientError,
+) -> bool:
+    """Read a cancelled INSERT transaction: True when the row is already there, False
+    when the transaction is worth another try; otherwise raises.
+
+    The cancellation reasons follow the order of the transaction's items: the row's
+    Put, the relation items' Puts, then one ConditionCheck per referenced entity.
+    """
+    reasons = error.response.get("CancellationReasons") or []
+    codes = [reason.get("Code", "None") for reason in reasons]
+    # The reasons of the entity checks; none if DynamoDB gave no reason per item.
+    checks = codes[-len(entities) :] if len(codes) > len(entities) else []
+    missing = tuple(
+        entity
+        for entity, code in zip(entities, checks, strict=False)
+        if code == "ConditionalCheckFailed"
+    )
+    if missing:
+        # Before the row: an entity deleted since the row was written is about to take
+        # its relations with it (the cascade), so "does not exist" is the truth.
+        raise MissingEntities(missing) from None
+    if codes and codes[0] == "ConditionalCheckFailed":
+        relation_id = row[keys.JOIN_ROW_RELATION_ID]
+        stored = reasons[0].get("Item") or _stored_row(client, table_name, relation_id)
+        if stored is None:
+            return False  # deleted since the transaction looked: try again
+        if _same_row(stored, row, join_table):
+            return True
+        raise _conflict(join_table, stored) from None
+    if any(code in _RETRYABLE_REASONS for code in codes):
+        logger.info("join INSERT into %s cancelled (%s); retrying", join_table.name, codes)
+        return False
+    raise error

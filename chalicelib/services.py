@@ -8,6 +8,7 @@ start pays only for what its function touches.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -101,7 +102,17 @@ class Services:
     def tasks(self) -> TaskService:
         from chalicelib.tasks.service import TaskService
 
-        return TaskService(self.client("dynamodb"), self.settings.table_name, self.query_engine)
+        return TaskService(
+            self.client("dynamodb"),
+            self.settings.table_name,
+            self.query_engine,
+            queue_deletion=self._queue_deletion,
+        )
+
+    def _queue_deletion(self, task_id: str) -> None:
+        self.client("sqs").send_message(
+            QueueUrl=self.settings.deletion_queue_url, MessageBody=json.dumps({"taskId": task_id})
+        )
 
     @cached_property
     def graphql_schema(self) -> GraphQLSchema:

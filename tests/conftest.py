@@ -21,6 +21,9 @@ from chalice.test import Client
 
 from chalicelib.local import stop_embedded_aws
 
+# Fixtures shared across packages: the moto Athena world of the task tests.
+pytest_plugins = ("tests.athena_world",)
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_SCHEMA = ROOT / "schema.graphql"
 

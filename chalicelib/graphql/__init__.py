@@ -1,6 +1,7 @@
 """The GraphQL API generated from the user's schema."""
 
+from chalicelib.graphql.context import RequestContext
 from chalicelib.graphql.endpoint import HttpResponse, execute, explorer_page
-from chalicelib.graphql.executable import RequestContext, build_executable_schema
+from chalicelib.graphql.executable import build_executable_schema
 
 __all__ = ["HttpResponse", "RequestContext", "build_executable_schema", "execute", "explorer_page"]

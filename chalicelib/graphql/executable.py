@@ -1,6 +1,6 @@
 """The executable GraphQL schema: the public SDL bound to resolvers.
 
-Resolvers reach AWS only through the :class:`RequestContext` of the request, so the same
+Resolvers reach AWS only through the request's context (``graphql.context``), so the same
 schema serves Lambda, ``chalice local`` and the tests with whatever clients were
 injected at start-up.
 """
@@ -9,36 +9,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from ariadne import MutationType, QueryType, make_executable_schema
 from graphql import GraphQLError, GraphQLResolveInfo, GraphQLSchema
 
+from chalicelib.graphql.context import RequestContext
+from chalicelib.graphql.joins import insert_mutation_resolver
 from chalicelib.graphql.scalars import aws_scalars
-from chalicelib.graphql.tasks import query_task_resolvers
+from chalicelib.graphql.tasks import deletion_task_resolvers, query_task_resolvers
 from chalicelib.schema import naming
 from chalicelib.schema.model import Entity, SchemaModel
 from chalicelib.schema.sdl import public_sdl
 from chalicelib.store import EntityStore, Order, StoreError
 
-if TYPE_CHECKING:
-    from chalicelib.tasks.service import TaskService
-
 logger = logging.getLogger(__name__)
 
 Resolver = Callable[..., Any]
 Info = GraphQLResolveInfo[Any]
-
-
-class RequestContext(Protocol):
-    """What a request's resolvers may use. ``Services`` is one: each is created on first
-    use, so a request that only reads entities never builds the task engine."""
-
-    @property
-    def store(self) -> EntityStore: ...
-
-    @property
-    def tasks(self) -> TaskService: ...
 
 
 def _store(info: Info) -> EntityStore:
@@ -89,18 +77,8 @@ def _crud_resolvers(entity: Entity) -> tuple[dict[str, Resolver], dict[str, Reso
     return queries, mutations
 
 
-def _not_yet_available(feature: str) -> Resolver:
-    def resolve(*_: Any, **__: Any) -> Any:
-        raise GraphQLError(f"{feature} are not available in this version of the API yet")
-
-    return resolve
-
-
 def _sql_resolvers(model: SchemaModel) -> tuple[dict[str, Resolver], dict[str, Resolver]]:
-    """The SQL task fields; join-table mutations and deletion tasks, which a later
-    release implements, answer plainly that they are not available yet."""
-    deletions = _not_yet_available("Deletion tasks")
-    joins = _not_yet_available("Join-table mutations")
+    """The fields of ``@sql_query``: query tasks, deletion tasks and join INSERTs."""
     queries: dict[str, Resolver] = {}
     mutations: dict[str, Resolver] = {}
     for task in model.query_tasks:
@@ -108,10 +86,11 @@ def _sql_resolvers(model: SchemaModel) -> tuple[dict[str, Resolver], dict[str, R
         queries[naming.task_result_field(task.name)] = result
         mutations[naming.trigger_task_field(task.name)] = trigger
     for deletion in model.delete_mutations:
-        queries[naming.task_result_field(deletion.name)] = deletions
-        mutations[naming.trigger_task_field(deletion.name)] = deletions
+        trigger, result = deletion_task_resolvers(deletion)
+        queries[naming.task_result_field(deletion.name)] = result
+        mutations[naming.trigger_task_field(deletion.name)] = trigger
     for insert in model.insert_mutations:
-        mutations[insert.name] = joins
+        mutations[insert.name] = insert_mutation_resolver(model, insert)
     return queries, mutations
 
 

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError, GraphQLResolveInfo
 
+from chalicelib.graphql.context import RequestContext
 from chalicelib.schema import naming
-from chalicelib.schema.model import QueryTask, SchemaModel
+from chalicelib.schema.model import DeleteMutation, QueryTask, SchemaModel
 from chalicelib.sql.render import RenderError, render
 from chalicelib.tasks.engine import MAX_PAGE_ROWS, InvalidPageToken
 from chalicelib.tasks.results import ResultConversionError, RowReader
@@ -27,8 +28,8 @@ Info = GraphQLResolveInfo[Any]
 
 
 def _tasks(info: Info) -> TaskService:
-    tasks: TaskService = info.context.tasks
-    return tasks
+    context: RequestContext = info.context
+    return context.tasks
 
 
 def _task_fields(task: Task) -> dict[str, Any]:
@@ -85,5 +86,33 @@ def query_task_resolvers(model: SchemaModel, task: QueryTask) -> tuple[Resolver,
             answer["result"] = values[0] if values else None
         answer["nextToken"] = token
         return answer
+
+    return trigger, result
+
+
+def deletion_task_resolvers(delete: DeleteMutation) -> tuple[Resolver, Resolver]:
+    """The trigger (Mutation) and the result read (Query) of one DELETE mutation.
+
+    The DELETE runs as the SELECT of what it deletes (DESIGN §6), built from the
+    rendered statement's syntax tree; sqlglot is imported by the first deletion
+    trigger only, so the function's cold start stays without it.
+    """
+
+    def trigger(_: Any, info: Info, **arguments: Any) -> dict[str, str]:
+        from chalicelib.sql.analysis import delete_to_select
+
+        try:
+            sql = delete_to_select(render(delete.sql, delete.arguments, arguments))
+        except RenderError as error:
+            raise GraphQLError(str(error)) from None
+        started = _tasks(info).trigger(TaskType.DELETION, delete.name, sql)
+        return {"taskId": started.task_id}
+
+    def result(_: Any, info: Info, taskId: str) -> dict[str, Any]:
+        try:
+            current = _tasks(info).task(taskId, delete.name)
+        except TaskNotFound as error:
+            raise GraphQLError(f"{error}: use the taskId its trigger returned") from None
+        return {**_task_fields(current), "deletedCount": current.deleted_count}
 
     return trigger, result

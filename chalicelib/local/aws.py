@@ -61,6 +61,11 @@ _emulator: _Emulator | None = None
 # One lock for starting, stopping, resetting and delivering: with a single lock no
 # thread can hold one while waiting for another (a handler may well call start).
 _lock = threading.RLock()
+# moto runs a DynamoDB transaction on a deep copy of the table and, if the transaction
+# fails, puts that copy back: whatever another thread wrote meanwhile (a cascade, a task
+# update, stream records) would be lost. DynamoDB requests are therefore emulated one
+# at a time; real DynamoDB needs no such thing.
+_dynamodb_lock = threading.Lock()
 
 
 def _resource_key(settings: Settings) -> tuple[str, ...]:
@@ -77,6 +82,23 @@ def _resource_key(settings: Settings) -> tuple[str, ...]:
         settings.cascade_queue_name,
         settings.deletion_queue_name,
     )
+
+
+def _emulate_dynamodb_one_request_at_a_time() -> None:
+    """Answer DynamoDB requests under ``_dynamodb_lock`` (see there); done once per
+    process, on moto's request handler, which every in-process client goes through."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    if getattr(DynamoHandler.call_action, "one_at_a_time", False):
+        return
+    call_action = DynamoHandler.call_action
+
+    def one_at_a_time(self: Any) -> Any:
+        with _dynamodb_lock:
+            return call_action(self)
+
+    one_at_a_time.one_at_a_time = True  # type: ignore[attr-defined]
+    DynamoHandler.call_action = one_at_a_time  # type: ignore[method-assign]
 
 
 def start_embedded_aws(settings: Settings) -> EmbeddedAWS:
@@ -102,6 +124,7 @@ def start_embedded_aws(settings: Settings) -> EmbeddedAWS:
 
             mock = mock_aws()
             mock.start()
+            _emulate_dynamodb_one_request_at_a_time()
             _emulator = _Emulator(mock=mock, environ_set=environ_set)
         key = _resource_key(settings)
         instance = _emulator.instances.get(key)
@@ -165,6 +188,7 @@ class EmbeddedAWS:
             if client is None:
                 client = self.session.client(service_name, config=self.client_config)
                 client.meta.events.register("before-send", self._refuse_real_aws)
+
                 self._clients[service_name] = client
             return client
 

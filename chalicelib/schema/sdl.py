@@ -62,7 +62,9 @@ def public_sdl(model: SchemaModel) -> str:
         fields = (TASK_FIELDS[0], result, *TASK_FIELDS[1:], "nextToken: String")
         blocks.append(_block("type", naming.task_result_type(task.name), fields))
     if model.delete_mutations:
-        blocks.append(_block("type", naming.DELETION_TASK_RESULT, TASK_FIELDS))
+        # deletedCount (beyond DESIGN §2): how many join rows the task removed.
+        deletion_fields = (*TASK_FIELDS, "deletedCount: Int")
+        blocks.append(_block("type", naming.DELETION_TASK_RESULT, deletion_fields))
     blocks.append(_block("type", "Query", _query_fields(model)))
     blocks.append(_block("type", "Mutation", _mutation_fields(model)))
     return "\n\n".join(blocks) + "\n"

@@ -1,9 +1,14 @@
 """Task items (DESIGN §3, §5): started by a trigger, finished by the tracker or a poll.
 
-A task's id is the engine's execution id. Its item is written once, RUNNING, and moved
-to SUCCEEDED or FAILED by one conditional update that only a RUNNING task accepts, so
-the state-change event and a ``taskResult…`` poll can race, arrive twice or late, and
-the first to arrive wins while the others change nothing.
+A task's id is the engine's execution id. Its item is written once, RUNNING, and every
+later step is one conditional update that only the expected state accepts, so the
+state-change event and a ``taskResult…`` poll can race, arrive twice or late, and the
+first to arrive wins while the others change nothing.
+
+A query task is final when its query is. A deletion task has one more step: when its
+SELECT succeeded, it moves from ``SELECTING`` to ``QUEUED`` and is sent to the deletion
+queue, by whichever of the tracker and a poll gets there first, once; the deletion
+listener makes it SUCCEEDED when every selected row is gone.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ TASK_STATUS, START_DATE, FINISH_DATE, ERROR_MESSAGE = (
     "finishDate",
     "errorMessage",
 )
+DELETION_STEP, DELETED_COUNT = "deletionStep", "deletedCount"
 
 
 class TaskType(StrEnum):
@@ -52,6 +58,13 @@ class TaskStatus(StrEnum):
     RUNNING = "RUNNING"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
+
+
+class DeletionStep(StrEnum):
+    """Where a RUNNING deletion task is: its SELECT runs, or its rows are being deleted."""
+
+    SELECTING = "SELECTING"
+    QUEUED = "QUEUED"
 
 
 class TaskNotFound(LookupError):
@@ -71,6 +84,8 @@ class Task:
     start_date: str
     finish_date: str | None = None
     error_message: str | None = None
+    deletion_step: DeletionStep | None = None
+    deleted_count: int | None = None
 
 
 def _final_status(execution: QueryExecution) -> tuple[TaskStatus, str | None]:
@@ -92,12 +107,15 @@ class TaskService:
         table: str,
         engine: QueryEngine,
         *,
+        queue_deletion: Callable[[str], None] | None = None,
         clock: Callable[[], datetime] = _utc_now,
         new_token: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
+        """``queue_deletion(task_id)`` hands a deletion task to the deletion listener."""
         self._client = client
         self._table = table
         self.engine = engine
+        self._queue_deletion = queue_deletion
         self._clock = clock
         self._new_token = new_token
         self._serializer = TypeSerializer()
@@ -108,10 +126,16 @@ class TaskService:
         exists, which the tracker handles by having its event retried."""
         execution_id = self.engine.start(sql, self._new_token())
         now = self._clock()
+        step = DeletionStep.SELECTING if task_type is TaskType.DELETION else None
         task = Task(
-            execution_id, task_type, field_name, TaskStatus.RUNNING, keys.timestamp_text(now)
+            execution_id,
+            task_type,
+            field_name,
+            TaskStatus.RUNNING,
+            keys.timestamp_text(now),
+            deletion_step=step,
         )
-        item = {
+        item: dict[str, Any] = {
             **keys.task_item_keys(execution_id),
             TASK_ID: execution_id,
             TASK_TYPE: task_type.value,
@@ -120,6 +144,8 @@ class TaskService:
             START_DATE: task.start_date,
             keys.EXPIRES_AT: int((now + TASK_RETENTION).timestamp()),
         }
+        if step is not None:
+            item[DELETION_STEP] = step.value
         self._client.put_item(
             TableName=self._table,
             Item={name: self._serializer.serialize(value) for name, value in item.items()},
@@ -127,79 +153,95 @@ class TaskService:
         return task
 
     def task(self, task_id: str, field_name: str) -> Task:
-        """The task as it stands now, asking the engine when it still says RUNNING, so a
-        lost state-change event never strands it."""
+        """The task as it stands now, asking the engine while it waits for its query,
+        so a lost state-change event never strands it."""
         task = self._read(task_id)
         if task is None or task.field_name != field_name:
             raise TaskNotFound(f"no task {task_id!r} of {field_name}")
-        if task.status is not TaskStatus.RUNNING:
+        if task.status is not TaskStatus.RUNNING or task.deletion_step is DeletionStep.QUEUED:
             return task
         execution = self.engine.execution(task_id)
         if not execution.state.finished:
             return task
-        self.finish(execution, execution.completed or self._clock())
+        self._advance(task, execution, execution.completed or self._clock())
         return self._read(task_id) or task
 
     def record_state_change(self, detail: Mapping[str, Any], time: datetime | None) -> bool:
         """The tracker: an "Athena Query State Change" event's detail. Returns whether
         it moved the task; states that are not final change nothing.
 
-        The finish time and the failure reason come from the engine's record of the
-        execution (the event's time has whole seconds only); the event's own error
-        message is preferred when it has one.
+        Raises :class:`TaskNotRecorded` when there is no task item (yet). The finish
+        time and the failure reason come from the engine's record of the execution (the
+        event's time has whole seconds only); the event's own error message is
+        preferred when it has one.
         """
         state = QueryState(detail["currentState"])
         if not state.finished:
             return False
-        recorded = self.engine.execution(str(detail["queryExecutionId"]))
+        execution_id = str(detail["queryExecutionId"])
+        task = self._read(execution_id)
+        if task is None:
+            raise TaskNotRecorded(f"no task item for query execution {execution_id} yet")
+        if task.status is not TaskStatus.RUNNING:
+            return False
+        recorded = self.engine.execution(execution_id)
         reason = (detail.get("athenaError") or {}).get("errorMessage") or recorded.reason
-        execution = QueryExecution(recorded.execution_id, state, reason)
-        return self.finish(execution, recorded.completed or time or self._clock())
+        execution = QueryExecution(execution_id, state, reason)
+        return self._advance(task, execution, recorded.completed or time or self._clock())
 
     def finish(self, execution: QueryExecution, finished_at: datetime) -> bool:
-        """Move a RUNNING task to its final state; False when it was final already.
-
-        Raises :class:`TaskNotRecorded` when there is no task item (yet).
-        """
+        """Move a task whose query finished to its final state; False when it was final
+        already, or when it is a deletion task whose rows are being deleted."""
         status, message = _final_status(execution)
         values: dict[str, Any] = {
             ":running": TaskStatus.RUNNING.value,
+            ":queued": DeletionStep.QUEUED.value,
             ":status": status.value,
             ":finish": keys.timestamp_text(finished_at),
         }
+        names = {"#finish": FINISH_DATE, "#step": DELETION_STEP}
         update = "SET #status = :status, #finish = :finish"
-        names = {"#status": TASK_STATUS, "#finish": FINISH_DATE, "#pk": keys.PK}
         if message is not None:
             update += ", #error = :error"
             names["#error"] = ERROR_MESSAGE
             values[":error"] = message
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=self._key(execution.execution_id),
-                UpdateExpression=update,
-                ConditionExpression="attribute_exists(#pk) AND #status = :running",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues={
-                    k: self._serializer.serialize(v) for k, v in values.items()
-                },
-            )
-        except self._client.exceptions.ConditionalCheckFailedException:
-            if self._read(execution.execution_id) is None:
-                raise TaskNotRecorded(
-                    f"no task item for query execution {execution.execution_id} yet"
-                ) from None
-            logger.debug(
-                "task %s was final already; %s changes nothing", execution.execution_id, status
-            )
-            return False
-        return True
+        return self._update(
+            execution.execution_id,
+            update + " REMOVE #step",
+            "#status = :running AND (attribute_not_exists(#step) OR #step <> :queued)",
+            names,
+            values,
+        )
+
+    def deletion_task(self, task_id: str) -> Task:
+        """The deletion task a queued message names; raises :class:`TaskNotFound`."""
+        task = self._read(task_id)
+        if task is None or task.task_type is not TaskType.DELETION:
+            raise TaskNotFound(f"no deletion task {task_id!r}")
+        return task
+
+    def complete_deletion(self, task_id: str, deleted_count: int) -> bool:
+        """Every selected row is gone: the task SUCCEEDED. False when it had already
+        (the message was delivered twice)."""
+        return self._update(
+            task_id,
+            "SET #status = :status, #finish = :finish, #count = :count REMOVE #step",
+            "#status = :running AND #step = :queued",
+            {"#finish": FINISH_DATE, "#count": DELETED_COUNT, "#step": DELETION_STEP},
+            {
+                ":running": TaskStatus.RUNNING.value,
+                ":queued": DeletionStep.QUEUED.value,
+                ":status": TaskStatus.SUCCEEDED.value,
+                ":finish": keys.timestamp_text(self._clock()),
+                ":count": deleted_count,
+            },
+        )
 
     def results(
         self, task: Task, *, next_token: str | None, limit: int | None
     ) -> tuple[list[ResultPage], str | None]:
-        """Every page of a SUCCEEDED task from ``next_token`` on, or one page of ``limit``
-        rows when the caller pages."""
+        """Every page of a task's query result from ``next_token`` on, or one page of
+        ``limit`` rows when the caller pages."""
         if limit is not None:
             page = self.engine.results(task.task_id, next_token=next_token, max_rows=limit)
             return [page], page.next_token
@@ -211,6 +253,72 @@ class TaskService:
                 )
             )
         return pages, None
+
+    def _advance(self, task: Task, execution: QueryExecution, finished_at: datetime) -> bool:
+        if task.task_type is TaskType.DELETION and execution.state is QueryState.SUCCEEDED:
+            return self._queue(task.task_id)
+        return self.finish(execution, finished_at)
+
+    def _queue(self, task_id: str) -> bool:
+        """SELECTING → QUEUED, then the message: only the caller that made the move
+        sends it. If sending fails the move is undone and the error raised, so the event
+        or the next poll tries again."""
+        if self._queue_deletion is None:
+            raise RuntimeError("this task service was given no deletion queue")
+        names = {"#step": DELETION_STEP}
+        running = TaskStatus.RUNNING.value
+        selecting, queued = DeletionStep.SELECTING.value, DeletionStep.QUEUED.value
+        condition = "#status = :running AND #step = :from"
+        if not self._update(
+            task_id,
+            "SET #step = :to",
+            condition,
+            names,
+            {":running": running, ":from": selecting, ":to": queued},
+        ):
+            return False
+        try:
+            self._queue_deletion(task_id)
+        except Exception:
+            self._update(
+                task_id,
+                "SET #step = :to",
+                condition,
+                names,
+                {":running": running, ":from": queued, ":to": selecting},
+            )
+            raise
+        return True
+
+    def _update(
+        self,
+        task_id: str,
+        update: str,
+        condition: str,
+        names: Mapping[str, str],
+        values: Mapping[str, Any],
+    ) -> bool:
+        """One conditional update of a task item; False when the condition did not hold.
+
+        Raises :class:`TaskNotRecorded` when there is no task item at all.
+        """
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key(task_id),
+                UpdateExpression=update,
+                ConditionExpression=f"attribute_exists(#pk) AND {condition}",
+                ExpressionAttributeNames={"#pk": keys.PK, "#status": TASK_STATUS, **names},
+                ExpressionAttributeValues={
+                    name: self._serializer.serialize(value) for name, value in values.items()
+                },
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            if self._read(task_id) is None:
+                raise TaskNotRecorded(f"no task item for query execution {task_id} yet") from None
+            logger.debug("task %s: %r did not apply: it has moved on", task_id, update)
+            return False
+        return True
 
     def _key(self, task_id: str) -> dict[str, Any]:
         return {
@@ -225,6 +333,8 @@ class TaskService:
         if item is None:
             return None
         plain = {name: self._deserializer.deserialize(value) for name, value in item.items()}
+        step = plain.get(DELETION_STEP)
+        count = plain.get(DELETED_COUNT)
         return Task(
             task_id=str(plain[TASK_ID]),
             task_type=TaskType(plain[TASK_TYPE]),
@@ -233,4 +343,6 @@ class TaskService:
             start_date=str(plain[START_DATE]),
             finish_date=plain.get(FINISH_DATE),
             error_message=plain.get(ERROR_MESSAGE),
+            deletion_step=None if step is None else DeletionStep(step),
+            deleted_count=None if count is None else int(count),
         )

@@ -6,7 +6,7 @@ import pytest
 from moto.moto_api import state_manager
 
 from chalicelib.tasks.engine import InvalidPageToken, QueryState
-from tests.tasks.conftest import DATABASE, WORKGROUP, AthenaWorld
+from tests.athena_world import DATABASE, WORKGROUP, AthenaWorld
 
 
 def test_a_query_starts_in_the_projects_workgroup_and_database(world: AthenaWorld) -> None:

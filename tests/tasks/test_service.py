@@ -18,7 +18,7 @@ from chalicelib.tasks.service import (
     TaskStatus,
     TaskType,
 )
-from tests.tasks.conftest import TABLE, AthenaWorld
+from tests.athena_world import TABLE, AthenaWorld
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 STARTED = datetime(2026, 11, 23, 19, 22, 14, 123000, tzinfo=UTC)

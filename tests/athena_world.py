@@ -1,4 +1,8 @@
-"""A moto world for the task package: the single table and the project's Athena workgroup."""
+"""A moto world with the single table and the project's Athena workgroup, paged like Athena.
+
+A pytest plugin (see tests/conftest.py): the `world` fixture serves tests of the task
+engine, the task service and the deletion listener.
+"""
 
 from __future__ import annotations
 
