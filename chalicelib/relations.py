@@ -175,6 +175,7 @@ def delete_entity_relations(
         ExpressionAttributeNames={"#pk": keys.PK},
         ExpressionAttributeValues={":pk": _serialize(partition)},
         ConsistentRead=True,
+        PaginationConfig={"PageSize": BATCH_GET_LIMIT},  # a page is one batch of rows
     )
     found = 0
     for page in pages:

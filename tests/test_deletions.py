@@ -54,7 +54,9 @@ def relation_items(user: str, product: str) -> tuple[str, list[dict[str, str]]]:
     return relation_id, [row, *related]
 
 
-def put_favorites(client: Any, pairs: list[tuple[str, str]]) -> list[str]:
+def put_favorites(client: Any, pairs: list[tuple[str, str]], table: str = TABLE) -> list[str]:
+    """Join rows written directly, 25 items a call (INSERT's transactions, one per row,
+    would make a 300-row set-up slow on moto)."""
     relation_ids, items = [], []
     for user, product in pairs:
         relation_id, written = relation_items(user, product)
@@ -65,7 +67,7 @@ def put_favorites(client: Any, pairs: list[tuple[str, str]]) -> list[str]:
             {"PutRequest": {"Item": {k: {"S": v} for k, v in item.items()}}}
             for item in items[start : start + 25]
         ]
-        client.batch_write_item(RequestItems={TABLE: requests})
+        client.batch_write_item(RequestItems={table: requests})
     return relation_ids
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from chalicelib import keys
 from tests.conftest import LoadedApp
+from tests.test_deletions import put_favorites, relation_items
 from tests.test_joins_flow import ADD_FAVORITE, create, favorite_products, join_items, lake_files
 from tests.test_tasks_flow import hold_queries
 
@@ -111,3 +112,36 @@ def test_a_deletion_task_id_is_only_good_for_its_own_field(
     assert shop.error_messages(
         f'{{ taskResultUsersByCity(taskId: "{task_id}") {{ taskStatus }} }}'
     ) == [f"no task '{task_id}' of usersByCity: use the taskId its trigger returned"]
+
+
+def test_a_cascade_over_300_relations_leaves_nothing_behind(shop: LoadedApp) -> None:
+    """Three pages of the user's relation items, dozens of batch writes, 300 files."""
+    user = create(shop, "User", name="Ann", email="ann@example.com")
+    other = create(shop, "User", name="Bob", email="bob@example.com")
+    client, table = shop.services.client("dynamodb"), shop.services.settings.table_name
+    put_favorites(client, [(user, f"p{n}") for n in range(300)], table=table)
+    kept = put_favorites(client, [(other, "p1")], table=table)
+    shop.settle()
+    assert len(lake_files(shop)) == 301
+
+    shop.data(f'mutation {{ deleteUser(id: "{user}") {{ deleted }} }}')
+    shop.settle()
+
+    assert [path.stem for path in lake_files(shop)] == kept
+    assert set(join_items(shop)) == {
+        f"{item['PK']} {item['SK']}" for item in relation_items(other, "p1")[1]
+    }
+
+
+def test_a_deletion_message_that_keeps_failing_ends_in_the_dead_letter_queue(
+    shop: LoadedApp,
+) -> None:
+    settings = shop.services.settings
+    sqs = shop.services.client("sqs")
+    sqs.send_message(QueueUrl=settings.deletion_queue_url, MessageBody='{"taskId": "nope"}')
+
+    shop.settle()
+
+    dlq_url = sqs.get_queue_url(QueueName=f"{settings.deletion_queue_name}-dlq")["QueueUrl"]
+    [dead] = sqs.receive_message(QueueUrl=dlq_url)["Messages"]
+    assert dead["Body"] == '{"taskId": "nope"}'

@@ -134,24 +134,15 @@ def test_deleting_an_entity_cascades_to_its_join_rows(library: LoadedApp) -> Non
     reader = library.data('mutation { createReader(input: {name: "Ann"}) { id } }')["createReader"]
     book = create_book(library)
     relation_id = keys.relation_id("loans", [("reader", reader["id"]), ("book", book["id"])])
-    created_at = "2026-11-23T10:00:00.000Z"
     dynamodb = library.services.client("dynamodb")
     table_name = library.services.settings.table_name
-    row = {
-        **keys.join_row_item_keys(relation_id),
-        keys.ENTITY_TYPE: keys.JOIN_ROW_ENTITY_TYPE,
-        keys.JOIN_ROW_RELATION_ID: relation_id,
-        keys.JOIN_ROW_TABLE_NAME: "loans",
-        "readerId": reader["id"],
-        "bookId": book["id"],
-        keys.CREATED_AT: created_at,
-    }
-    relations = [
-        keys.join_relation_item_keys("reader", reader["id"], relation_id),
-        keys.join_relation_item_keys("book", book["id"], relation_id),
-    ]
-    for item in [row, *relations]:
-        dynamodb.put_item(TableName=table_name, Item={k: {"S": v} for k, v in item.items()})
+    borrowed = library.data(
+        "mutation ($r: ID!, $b: ID!) { borrow(readerId: $r, bookId: $b) }",
+        {"r": reader["id"], "b": book["id"]},
+    )
+    assert borrowed == {"borrow": True}
+    row_key = {k: {"S": v} for k, v in keys.join_row_item_keys(relation_id).items()}
+    created_at = dynamodb.get_item(TableName=table_name, Key=row_key)["Item"]["createdAt"]["S"]
     library.settle()
     row_file = lake_file(library, "loans", created_at, relation_id)
     (lake_row,) = read_back(row_file).to_pylist()

@@ -27,23 +27,8 @@ def create(app: LoadedApp, entity: str, **values: Any) -> str:
 
 
 def favorite(app: LoadedApp, user_id: str, product_id: str) -> None:
-    """The row item a join INSERT writes (the INSERT mutation is another feature's)."""
-    relation_id = keys.relation_id(
-        "user_favorite_products", [("user", user_id), ("product", product_id)]
-    )
-    item = {
-        **keys.join_row_item_keys(relation_id),
-        keys.ENTITY_TYPE: keys.JOIN_ROW_ENTITY_TYPE,
-        keys.JOIN_ROW_RELATION_ID: relation_id,
-        keys.JOIN_ROW_TABLE_NAME: "user_favorite_products",
-        "userId": user_id,
-        "productId": product_id,
-        keys.CREATED_AT: "2026-11-23T10:00:00.000Z",
-    }
-    app.services.client("dynamodb").put_item(
-        TableName=app.services.settings.table_name,
-        Item={name: {"S": value} for name, value in item.items()},
-    )
+    mutation = "mutation ($u: ID!, $p: ID!) { addFavorite(userId: $u, productId: $p) }"
+    assert app.data(mutation, {"u": user_id, "p": product_id}) == {"addFavorite": True}
 
 
 def trigger(app: LoadedApp, task: str, arguments: str = "") -> str:
