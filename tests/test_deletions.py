@@ -14,24 +14,11 @@ import pytest
 
 from chalicelib import keys
 from chalicelib.deletions import process_deletion_event
-from chalicelib.schema.model import JoinColumn, JoinTable, SchemaModel
 from chalicelib.tasks.service import TaskService, TaskStatus, TaskType
 from tests.athena_world import TABLE, AthenaWorld
+from tests.test_relations import MODEL, USER_FAVORITES, FailingOnDelete
 
-FAVORITES = JoinTable(
-    "user_favorite_products", (JoinColumn("userId", "User"), JoinColumn("productId", "Product"))
-)
-MODEL = SchemaModel(
-    source=__import__("pathlib").Path("schema.graphql"),
-    entities=(),
-    enums={},
-    scalars=(),
-    task_responses=(),
-    query_tasks=(),
-    insert_mutations=(),
-    delete_mutations=(),
-    join_tables=(FAVORITES,),
-)
+FAVORITES = USER_FAVORITES
 SELECT = "SELECT f.s3Key, f.relationId FROM user_favorite_products f WHERE f.productId = 'p1'"
 
 
@@ -184,24 +171,6 @@ def test_the_same_message_twice_deletes_once_and_changes_nothing_more(
     assert first.deleted_count == 1
 
 
-class FailingBatches:
-    """A DynamoDB client whose n-th batch write fails, as a cut-off call would."""
-
-    def __init__(self, client: Any, failing_call: int) -> None:
-        self._client = client
-        self._failing_call = failing_call
-        self.calls = 0
-
-    def batch_write_item(self, **kwargs: Any) -> Any:
-        self.calls += 1
-        if self.calls == self._failing_call:
-            raise ConnectionError("connection reset")
-        return self._client.batch_write_item(**kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
-
-
 def test_a_failure_half_way_is_reported_and_the_redelivery_finishes(
     deletion: DeletionWorld,
 ) -> None:
@@ -211,7 +180,7 @@ def test_a_failure_half_way_is_reported_and_the_redelivery_finishes(
     deletion.tasks.task(task.task_id, "removeFavoritesOfProduct")
     (message,) = deletion.messages()
 
-    flaky = FailingBatches(deletion.world.dynamodb, failing_call=5)
+    flaky = FailingOnDelete(deletion.world.dynamodb, failing_call=5)
     failed = deletion.deliver(message, client=flaky)
 
     assert failed == {"batchItemFailures": [{"itemIdentifier": message["MessageId"]}]}

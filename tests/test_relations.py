@@ -33,6 +33,10 @@ EVENTS = Path(__file__).resolve().parent / "events"
 FAVORITES = JoinTable(
     "favorites", (JoinColumn("userId", "User"), JoinColumn("productId", "Product"))
 )
+USER_FAVORITES = JoinTable(
+    "user_favorite_products", (JoinColumn("userId", "User"), JoinColumn("productId", "Product"))
+)
+FOLLOWS = JoinTable("follows", (JoinColumn("followerId", "User"), JoinColumn("followeeId", "User")))
 MODEL = SchemaModel(
     source=Path("schema.graphql"),
     entities=(),
@@ -42,7 +46,7 @@ MODEL = SchemaModel(
     query_tasks=(),
     insert_mutations=(),
     delete_mutations=(),
-    join_tables=(FAVORITES,),
+    join_tables=(FAVORITES, USER_FAVORITES, FOLLOWS),
 )
 
 
@@ -180,21 +184,6 @@ def test_a_failing_table_reports_every_message(monkeypatch: pytest.MonkeyPatch) 
 
 # --- Creation ----------------------------------------------------------------------------
 
-USER_FAVORITES = JoinTable(
-    "user_favorite_products", (JoinColumn("userId", "User"), JoinColumn("productId", "Product"))
-)
-FOLLOWS = JoinTable("follows", (JoinColumn("followerId", "User"), JoinColumn("followeeId", "User")))
-JOIN_MODEL = SchemaModel(
-    source=Path("schema.graphql"),
-    entities=(),
-    enums={},
-    scalars=(),
-    task_responses=(),
-    query_tasks=(),
-    insert_mutations=(),
-    delete_mutations=(),
-    join_tables=(USER_FAVORITES, FOLLOWS),
-)
 # The test vector of DESIGN §3.
 U1_P1 = "af4f92b1f99f9e7167a1627d42a9d405"
 CREATED = datetime(2026, 11, 23, 19, 22, 14, 123000, tzinfo=UTC)
@@ -480,7 +469,7 @@ def test_another_cancellation_is_not_retried(shop_table: Any) -> None:
 def test_after_an_insert_deleting_the_relation_removes_every_item(shop_table: Any) -> None:
     favorite(shop_table)
 
-    delete_relation(shop_table, TABLE, JOIN_MODEL, U1_P1)
+    delete_relation(shop_table, TABLE, MODEL, U1_P1)
 
     assert set(all_items(shop_table)) == ENTITIES
     assert favorite(shop_table) is True  # and it can be made again
@@ -493,7 +482,7 @@ def test_after_an_insert_the_cascade_of_either_entity_removes_every_item(
     favorite(shop_table)
     favorite(shop_table, user="u2")
 
-    assert delete_entity_relations(shop_table, TABLE, JOIN_MODEL, entity_key, entity_id) == (
+    assert delete_entity_relations(shop_table, TABLE, MODEL, entity_key, entity_id) == (
         2 if entity_key == "product" else 1
     )
 
@@ -549,7 +538,7 @@ def test_an_entity_in_both_columns_has_one_relation_item(shop_table: Any) -> Non
         f"joinTableData#{rel} joinTableData#{rel}",
         f"joinRelation#user#u1 joinRelation#{rel}",
     }
-    assert delete_entity_relations(shop_table, TABLE, JOIN_MODEL, "user", "u1") == 1
+    assert delete_entity_relations(shop_table, TABLE, MODEL, "user", "u1") == 1
     assert set(all_items(shop_table)) == ENTITIES
 
 
