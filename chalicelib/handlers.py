@@ -6,7 +6,6 @@ the clients of :class:`~chalicelib.services.Services` passed in.
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -17,8 +16,6 @@ if TYPE_CHECKING:
 
     from chalicelib.graphql import HttpResponse
     from chalicelib.services import Services
-
-logger = logging.getLogger(__name__)
 
 
 def _to_chalice(response: HttpResponse) -> Response:

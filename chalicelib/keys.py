@@ -26,6 +26,11 @@ LAKE_PREFIX = "tables"
 PARTITION_KEYS = ("year", "month", "day")
 
 
+def utc_now() -> datetime:
+    """The clock of every stored time (injected where tests need another one)."""
+    return datetime.now(UTC)
+
+
 def timestamp_text(moment: datetime) -> str:
     """ISO-8601 in UTC with milliseconds and ``Z`` (``2026-11-23T19:22:14.123Z``).
 

@@ -20,7 +20,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -252,10 +252,6 @@ class RelationConflict(StoreError):
     """
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _checked_references(join_table: JoinTable, references: Mapping[str, object]) -> dict[str, str]:
     """The referenced id of each column, checked before anything is sent."""
     names = [column.name for column in join_table.columns]
@@ -369,7 +365,7 @@ def create_relation(
     join_table: JoinTable,
     references: Mapping[str, object],
     *,
-    clock: Callable[[], datetime] = _utc_now,
+    clock: Callable[[], datetime] = keys.utc_now,
 ) -> bool:
     """Write a join row: True when created, False when the same row was already there.
 

@@ -17,7 +17,7 @@ import math
 import reprlib
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, DecimalException
 from typing import Any, Literal
 
@@ -72,10 +72,6 @@ class InvalidNextToken(StoreError):
     """A ``nextToken`` that this store did not issue for this list and order."""
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _uuid4() -> str:
     return str(uuid.uuid4())
 
@@ -100,7 +96,7 @@ class EntityStore:
         self._client = client
         self._table_name = table_name
         self._token_secret = token_secret
-        self._clock = clock or _utc_now
+        self._clock = clock or keys.utc_now
         self._new_id = new_id or _uuid4
         self._serializer = TypeSerializer()
         self._deserializer = TypeDeserializer()

@@ -245,7 +245,7 @@ class LocalAthena:
                     )
                 return known
             execution_id = str(uuid.uuid4())
-            self._executions[execution_id] = _Execution(execution_id, sql, _now())
+            self._executions[execution_id] = _Execution(execution_id, sql, keys.utc_now())
             self._by_token[request_token] = execution_id
             self._pending += 1
         try:
@@ -447,7 +447,7 @@ class LocalAthena:
             previous, execution.state = execution.state, state
             if state.finished:
                 execution.reason = reason
-                execution.completed = _now()
+                execution.completed = keys.utc_now()
             sql = execution.sql
         event = self._event(execution_id, state, previous, reason)
         try:
@@ -483,7 +483,7 @@ class LocalAthena:
             "detail-type": EVENT_DETAIL_TYPE,
             "source": EVENT_SOURCE,
             "account": self._account_id,
-            "time": _now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "time": keys.utc_now().strftime("%Y-%m-%dT%H:%M:%SZ"),
             "region": self._region,
             "resources": [],
             "detail": detail,
@@ -512,10 +512,6 @@ class LocalAthena:
                 f"nextToken {token!r} was not issued for query execution {execution_id}"
             )
         return offset
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _close_at_exit(reference: weakref.ref[LocalAthena]) -> None:

@@ -17,7 +17,7 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -96,10 +96,6 @@ def _final_status(execution: QueryExecution) -> tuple[TaskStatus, str | None]:
     return TaskStatus.FAILED, execution.reason or "the query failed"
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class TaskService:
     def __init__(
         self,
@@ -108,7 +104,7 @@ class TaskService:
         engine: QueryEngine,
         *,
         queue_deletion: Callable[[str], None] | None = None,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = keys.utc_now,
         new_token: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
         """``queue_deletion(task_id)`` hands a deletion task to the deletion listener."""
