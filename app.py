@@ -16,12 +16,18 @@ settings = services.settings
 app = Chalice(app_name="ocg")
 
 
-@app.route("/graphql", methods=["POST"], content_types=["application/json"], cors=True)
+@app.route(
+    "/graphql",
+    methods=["POST"],
+    content_types=["application/json"],
+    cors=True,
+    api_key_required=settings.graphql_protected,
+)
 def graphql() -> Response:
     return handlers.graphql_request(app.current_request, services)
 
 
-@app.route("/graphql", methods=["GET"], cors=True)
+@app.route("/graphql", methods=["GET"], cors=True, api_key_required=settings.graphql_protected)
 def graphql_explorer() -> Response:
     return handlers.graphql_explorer(services)
 

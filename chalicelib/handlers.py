@@ -27,7 +27,7 @@ def graphql_request(request: Request | None, services: Services) -> Response:
     from chalicelib.graphql import execute
 
     body = request.raw_body if request is not None else None
-    return _to_chalice(execute(services.graphql_schema, body, services))
+    return _to_chalice(execute(services.graphql_schema, body, services, services.api_limits))
 
 
 def graphql_explorer(services: Services) -> Response:

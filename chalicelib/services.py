@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from chalice.app import Chalice
     from graphql import GraphQLSchema
 
+    from chalicelib.graphql.limits import ApiLimits
     from chalicelib.lake.objects import ObjectStore
     from chalicelib.local import EmbeddedAWS, LocalRuntime
     from chalicelib.local.athena import LocalAthena
@@ -113,6 +114,15 @@ class Services:
         self.client("sqs").send_message(
             QueueUrl=self.settings.deletion_queue_url, MessageBody=json.dumps({"taskId": task_id})
         )
+
+    @cached_property
+    def api_limits(self) -> ApiLimits | None:
+        """The limits of a protected stage; None where the API stays open."""
+        if not self.settings.graphql_protected:
+            return None
+        from chalicelib.graphql.limits import ApiLimits
+
+        return ApiLimits(self.model)
 
     @cached_property
     def graphql_schema(self) -> GraphQLSchema:

@@ -53,6 +53,9 @@ class Settings:
     deletion_queue_arn: str
     list_token_secret: bytes
     local_dir: Path
+    # Deployed stages require an API key and refuse introspection, deep and costly
+    # requests; the local stage stays open for the explorer.
+    graphql_protected: bool
 
     @property
     def is_local(self) -> bool:
@@ -145,4 +148,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         list_token_secret=get("OCG_LIST_TOKEN_SECRET", f"ocg-list-token|{table_name}").encode(),
         local_dir=local_dir,
+        graphql_protected=_flag(
+            "OCG_GRAPHQL_PROTECTED", get("OCG_GRAPHQL_PROTECTED", str(mode == "aws"))
+        ),
     )
+
+
+def _flag(name: str, value: str) -> bool:
+    if value.lower() not in ("true", "false"):
+        raise SettingsError(f"{name}={value!r} must be true or false")
+    return value.lower() == "true"

@@ -213,6 +213,9 @@ def test_the_deployment_package_contains_the_schema(tmp_path: Path) -> None:
     events = resources["OnCascadeMessage"]["Properties"]["Events"]
     (cascade_source,) = events.values()
     assert cascade_source["Properties"]["Queue"].endswith(":ocg-shop-cascade")
+    api = resources["RestAPI"]["Properties"]["DefinitionBody"]
+    for method in ("get", "post"):  # a deployed stage needs an API key
+        assert api["paths"]["/graphql"][method]["security"] == [{"api_key": []}]
 
 
 def test_a_second_local_app_may_not_share_the_first_ones_lake(tmp_path: Path) -> None:

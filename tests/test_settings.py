@@ -53,8 +53,18 @@ def test_every_derived_name_can_be_overridden() -> None:
         ({"OCG_MODE": "cloud"}, "OCG_MODE='cloud' must be 'aws' or 'local'"),
         ({"OCG_MODE": "aws", "AWS_REGION": "us-east-1"}, "OCG_ACCOUNT_ID=''"),
         ({"OCG_MODE": "aws", "OCG_ACCOUNT_ID": "123456789012"}, "AWS_REGION"),
+        ({"OCG_GRAPHQL_PROTECTED": "yes"}, "OCG_GRAPHQL_PROTECTED='yes' must be true or false"),
     ],
 )
 def test_bad_settings_name_the_variable(environ: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message.replace("(", r"\(")):
         load_settings(environ)
+
+
+def test_deployed_stages_are_protected_and_the_local_one_is_open() -> None:
+    aws = {"OCG_MODE": "aws", "AWS_REGION": "eu-west-1", "OCG_ACCOUNT_ID": "123456789012"}
+
+    assert load_settings({}).graphql_protected is False
+    assert load_settings(aws).graphql_protected is True
+    assert load_settings({**aws, "OCG_GRAPHQL_PROTECTED": "false"}).graphql_protected is False
+    assert load_settings({"OCG_GRAPHQL_PROTECTED": "TRUE"}).graphql_protected is True

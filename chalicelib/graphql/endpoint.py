@@ -17,6 +17,7 @@ from ariadne.explorer import ExplorerGraphiQL
 from graphql import GraphQLSchema
 
 from chalicelib.graphql.executable import error_log, format_error
+from chalicelib.graphql.limits import ApiLimits
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 
@@ -56,13 +57,23 @@ def parse_request(body: bytes | str | None) -> dict[str, Any]:
     return data
 
 
-def execute(schema: GraphQLSchema, body: bytes | str | None, context: Any) -> HttpResponse:
+def execute(
+    schema: GraphQLSchema, body: bytes | str | None, context: Any, limits: ApiLimits | None = None
+) -> HttpResponse:
+    """Serve one request; with ``limits`` (protected stages) introspection is off and
+    too deep or too costly requests are refused before anything runs."""
     try:
         data = parse_request(body)
     except BadRequest as error:
         return HttpResponse(400, json.dumps({"errors": [{"message": str(error)}]}), JSON_HEADERS)
     _, result = graphql_sync(
-        schema, data, context_value=context, error_formatter=format_error, logger=error_log
+        schema,
+        data,
+        context_value=context,
+        error_formatter=format_error,
+        logger=error_log,
+        introspection=limits is None,
+        validation_rules=None if limits is None else limits.rules(data.get("variables")),
     )
     return HttpResponse(200, json.dumps(result), JSON_HEADERS)
 

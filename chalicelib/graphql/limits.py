@@ -1,0 +1,108 @@
+"""Limits of a protected API (deployed stages): no introspection, bounded depth and cost.
+
+A public GraphQL endpoint answers whatever shape a client sends, so one request can
+ask for a tree deep and wide enough to keep a function busy. On protected stages a
+request is refused before execution when its selection nests deeper than
+``MAX_DEPTH`` or its cost (ariadne's ``cost_validator``: one per field, and its
+``limit``, 20 when not given, for a field that returns a page) exceeds ``MAX_COST``:
+ten full pages of 100.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ariadne.validation import cost_validator
+from graphql import (
+    ASTValidationRule,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    ValidationContext,
+)
+
+from chalicelib.schema import naming
+from chalicelib.schema.model import SchemaModel
+
+MAX_DEPTH = 10
+MAX_COST = 1000
+
+
+def depth_limit(max_depth: int) -> type[ASTValidationRule]:
+    """A rule refusing operations whose fields nest deeper than ``max_depth``."""
+
+    class DepthLimit(ASTValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            self._fragments = {
+                definition.name.value: definition
+                for definition in context.document.definitions
+                if isinstance(definition, FragmentDefinitionNode)
+            }
+
+        def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
+            depth = self._depth(node.selection_set, frozenset())
+            if depth > max_depth:
+                name = node.name.value if node.name else "the operation"
+                self.report_error(
+                    GraphQLError(
+                        f"{name} nests {depth} levels deep; at most {max_depth} are allowed",
+                        node,
+                    )
+                )
+
+        def _depth(self, selections: SelectionSetNode | None, seen: frozenset[str]) -> int:
+            deepest = 0
+            for selection in selections.selections if selections else ():
+                if isinstance(selection, FieldNode):
+                    depth = (
+                        (1 + self._depth(selection.selection_set, seen))
+                        if (selection.selection_set)
+                        else 1
+                    )
+                elif isinstance(selection, InlineFragmentNode):
+                    depth = self._depth(selection.selection_set, seen)
+                elif isinstance(selection, FragmentSpreadNode):
+                    name = selection.name.value
+                    fragment = self._fragments.get(name)
+                    if fragment is None or name in seen:
+                        continue  # unknown or cyclic: other rules report those
+                    depth = self._depth(fragment.selection_set, seen | {name})
+                else:
+                    continue
+                deepest = max(deepest, depth)
+            return deepest
+
+    return DepthLimit
+
+
+def cost_map(model: SchemaModel) -> dict[str, dict[str, Any]]:
+    """Fields that return a page cost their selection times their ``limit``."""
+    paged = [naming.list_field(entity.name) for entity in model.entities]
+    paged += [naming.task_result_field(task.name) for task in model.query_tasks]
+    return {"Query": {field: {"complexity": 1, "multipliers": ["limit"]} for field in paged}}
+
+
+class ApiLimits:
+    """The extra validation of a protected stage; the cost map is built once."""
+
+    def __init__(
+        self, model: SchemaModel, *, max_depth: int = MAX_DEPTH, max_cost: int = MAX_COST
+    ) -> None:
+        self._depth_rule = depth_limit(max_depth)
+        self._cost_map = cost_map(model)
+        self._max_cost = max_cost
+
+    def rules(self, variables: dict[str, Any] | None) -> list[type[ASTValidationRule]]:
+        """The rules for one request (the cost of a page depends on its variables)."""
+        cost_rule = cost_validator(
+            maximum_cost=self._max_cost,
+            default_cost=1,
+            variables=variables,
+            cost_map=self._cost_map,
+        )
+        return [self._depth_rule, cost_rule]
