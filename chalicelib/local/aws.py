@@ -63,8 +63,9 @@ _emulator: _Emulator | None = None
 _lock = threading.RLock()
 # moto runs a DynamoDB transaction on a deep copy of the table and, if the transaction
 # fails, puts that copy back: whatever another thread wrote meanwhile (a cascade, a task
-# update, stream records) would be lost. DynamoDB requests are therefore emulated one
-# at a time; real DynamoDB needs no such thing.
+# update) would be lost, and a stream read in between would deliver records of writes
+# that never happened. DynamoDB and its stream are therefore emulated one request at a
+# time; real DynamoDB needs no such thing.
 _dynamodb_lock = threading.Lock()
 
 
@@ -85,20 +86,24 @@ def _resource_key(settings: Settings) -> tuple[str, ...]:
 
 
 def _emulate_dynamodb_one_request_at_a_time() -> None:
-    """Answer DynamoDB requests under ``_dynamodb_lock`` (see there); done once per
-    process, on moto's request handler, which every in-process client goes through."""
+    """Answer DynamoDB and DynamoDB Streams requests under ``_dynamodb_lock`` (see
+    there); done once per process, on moto's request handlers, which every in-process
+    client goes through. Streams too: a stream read in the middle of a transaction
+    would see records of writes the transaction's failure then takes back."""
     from moto.dynamodb.responses import DynamoHandler
+    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 
-    if getattr(DynamoHandler.call_action, "one_at_a_time", False):
-        return
-    call_action = DynamoHandler.call_action
+    for handler in (DynamoHandler, DynamoDBStreamsHandler):
+        call_action = handler.call_action
+        if getattr(call_action, "one_at_a_time", False):
+            continue
 
-    def one_at_a_time(self: Any) -> Any:
-        with _dynamodb_lock:
-            return call_action(self)
+        def one_at_a_time(self: Any, call_action: Any = call_action) -> Any:
+            with _dynamodb_lock:
+                return call_action(self)
 
-    one_at_a_time.one_at_a_time = True  # type: ignore[attr-defined]
-    DynamoHandler.call_action = one_at_a_time  # type: ignore[method-assign]
+        one_at_a_time.one_at_a_time = True  # type: ignore[attr-defined]
+        setattr(handler, "call_action", one_at_a_time)  # noqa: B010 (a method, replaced)
 
 
 def start_embedded_aws(settings: Settings) -> EmbeddedAWS:
