@@ -9,7 +9,6 @@ it, and a Lambda bundle, which holds ``chalicelib/`` but no moto, can still impo
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Callable
@@ -19,15 +18,9 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from chalicelib.queues import dead_letter_queue_name, sqs_attributes
 from chalicelib.settings import Settings
 from chalicelib.table import TTL_ATTRIBUTE, table_definition
-
-# Lambda's SQS event source gives up on a message after this many receives (DESIGN §7).
-MAX_RECEIVE_COUNT = 5
-# Chalice's default Lambda timeout: a message must stay hidden at least that long while
-# its handler runs, or SQS would hand it out a second time.
-QUEUE_VISIBILITY_TIMEOUT = 60
-DLQ_SUFFIX = "-dlq"
 
 # Without these botocore either finds no credentials/region or, for DynamoDB Streams,
 # uses an account-based endpoint moto does not recognise (FIELD-NOTES, moto).
@@ -271,16 +264,9 @@ class EmbeddedAWS:
 
     def _create_queue(self, name: str, expected_url: str, expected_arn: str) -> None:
         sqs = self.client("sqs")
-        dlq_url = sqs.create_queue(QueueName=name + DLQ_SUFFIX)["QueueUrl"]
-        dlq_arn = _queue_arn(sqs, dlq_url)
-        redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
-        url = sqs.create_queue(
-            QueueName=name,
-            Attributes={
-                "VisibilityTimeout": str(QUEUE_VISIBILITY_TIMEOUT),
-                "RedrivePolicy": json.dumps(redrive),
-            },
-        )["QueueUrl"]
+        dlq_url = sqs.create_queue(QueueName=dead_letter_queue_name(name))["QueueUrl"]
+        attributes = sqs_attributes(_queue_arn(sqs, dlq_url))
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
         arn = _queue_arn(sqs, url)
         if (url, arn) != (expected_url, expected_arn):
             raise EmbeddedAWSError(

@@ -9,7 +9,7 @@ import pytest
 
 from chalicelib.keys import GSI1, GSI2
 from chalicelib.local import EmbeddedAWS, EmbeddedAWSError, start_embedded_aws
-from chalicelib.local.aws import MAX_RECEIVE_COUNT
+from chalicelib.queues import MAX_RECEIVE_COUNT
 from chalicelib.settings import Settings
 from chalicelib.table import TTL_ATTRIBUTE
 
