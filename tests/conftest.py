@@ -65,6 +65,16 @@ class LoadedApp:
         self.services.local_runtime.events.wait_until_idle()
 
 
+def create(app: LoadedApp, entity: str, **values: Any) -> str:
+    """Create an entity through the API; its id."""
+    data = app.data(
+        f"mutation($input: Create{entity}Input!) {{ create{entity}(input: $input) {{ id }} }}",
+        {"input": values},
+    )
+    entity_id: str = data[f"create{entity}"]["id"]
+    return entity_id
+
+
 @pytest.fixture
 def load_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., LoadedApp]]:
     loaded: list[LoadedApp] = []

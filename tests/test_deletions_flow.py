@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from chalicelib import keys
-from tests.conftest import LoadedApp
+from tests.conftest import LoadedApp, create
 from tests.test_deletions import put_favorites, relation_items
-from tests.test_joins_flow import ADD_FAVORITE, create, favorite_products, join_items, lake_files
+from tests.test_joins_flow import ADD_FAVORITE, favorite_products, join_items, lake_files
 from tests.test_tasks_flow import hold_queries
 
 

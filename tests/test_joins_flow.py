@@ -14,19 +14,10 @@ import pytest
 
 from chalicelib import keys
 from chalicelib.relations import create_relation
-from tests.conftest import LoadedApp
+from tests.conftest import LoadedApp, create
 
 TABLE = "user_favorite_products"
 ADD_FAVORITE = "mutation ($u: ID!, $p: ID!) { addFavorite(userId: $u, productId: $p) }"
-
-
-def create(app: LoadedApp, entity: str, **values: Any) -> str:
-    data = app.data(
-        f"mutation($input: Create{entity}Input!) {{ create{entity}(input: $input) {{ id }} }}",
-        {"input": values},
-    )
-    entity_id: str = data[f"create{entity}"]["id"]
-    return entity_id
 
 
 def join_items(app: LoadedApp) -> dict[str, dict[str, Any]]:

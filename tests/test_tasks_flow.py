@@ -14,16 +14,7 @@ import pytest
 from chalicelib import keys
 from chalicelib.lake.columns import lake_tables
 from chalicelib.local.athena import LocalAthena
-from tests.conftest import LoadedApp
-
-
-def create(app: LoadedApp, entity: str, **values: Any) -> str:
-    data = app.data(
-        f"mutation($input: Create{entity}Input!) {{ create{entity}(input: $input) {{ id }} }}",
-        {"input": values},
-    )
-    entity_id: str = data[f"create{entity}"]["id"]
-    return entity_id
+from tests.conftest import LoadedApp, create
 
 
 def favorite(app: LoadedApp, user_id: str, product_id: str) -> None:
