@@ -5,7 +5,9 @@ stream's label, ``latest``, is a placeholder). The merge adds the stage's resour
 (``deploy.resources``), points every event source at them by reference, and sets on the
 event-source mappings what Chalice cannot (FIELD-NOTES, Chalice): partial batch
 responses, and for the stream bisection, bounded retries and record age, and an
-on-failure destination, so a record that keeps failing is kept, not lost.
+on-failure destination, so a record that keeps failing is kept, not lost. Each function
+gets a role of its own with only what it calls (``deploy.policies``); the stage has
+``manage_iam_role: false``, so Chalice creates no broad default role.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from chalice.utils import to_cfn_resource_name
 from chalicelib.queues import DLQ_RETENTION_SECONDS
 from chalicelib.schema.model import SchemaModel
 from chalicelib.settings import Settings
+from deploy.policies import function_policies, function_role
 from deploy.resources import (
     CASCADE_QUEUE,
     DEFAULT_BYTES_SCANNED_CUTOFF,
@@ -72,6 +75,11 @@ def merge_template(
         else:
             continue
         resources[function] = {"Properties": {"Events": {event: {"Properties": properties}}}}
+    for function, statements in function_policies(settings, STREAM_FAILURES).items():
+        resources[f"{function}Role"] = function_role(settings, statements)
+        resources.setdefault(function, {}).setdefault("Properties", {})["Role"] = {
+            "Fn::GetAtt": [f"{function}Role", "Arn"]
+        }
     return template
 
 

@@ -96,3 +96,45 @@ def test_each_queue_listener_reads_the_created_queue_and_reports_failures(
     assert source["Queue"] == {"Fn::GetAtt": [queue, "Arn"]}
     assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert packaged["Resources"][queue]["Type"] == "AWS::SQS::Queue"
+
+
+FUNCTIONS = ("APIHandler", "OnTableChange", "OnCascadeMessage", "OnDeletionMessage")
+
+
+def allowed(template: dict[str, Any], function: str) -> dict[str, list[Any]]:
+    """The function's own role's actions, each with the resources it is allowed on."""
+    role = template["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
+    (policy,) = template["Resources"][role]["Properties"]["Policies"]
+    actions: dict[str, list[Any]] = {}
+    for statement in policy["PolicyDocument"]["Statement"]:
+        for action in statement["Action"]:
+            actions.setdefault(action, []).extend(statement["Resource"])
+    return actions
+
+
+def test_each_function_has_a_role_of_its_own_and_no_wildcards(
+    packaged: dict[str, Any],
+) -> None:
+    roles = [k for k, r in packaged["Resources"].items() if r["Type"] == "AWS::IAM::Role"]
+
+    assert "DefaultRole" not in roles
+    assert len(roles) == len({*FUNCTIONS, "OnAthenaStateChange"})
+    for function in (*FUNCTIONS, "OnAthenaStateChange"):
+        actions = allowed(packaged, function)
+        assert all("*" not in action for action in actions)
+        assert all(resource != "*" for resources in actions.values() for resource in resources)
+
+
+def test_each_function_may_do_only_what_its_code_does(packaged: dict[str, Any]) -> None:
+    api, stream = allowed(packaged, "APIHandler"), allowed(packaged, "OnTableChange")
+    cascade, tracker = (
+        allowed(packaged, "OnCascadeMessage"),
+        allowed(packaged, "OnAthenaStateChange"),
+    )
+
+    assert "dynamodb:TransactWriteItems" in api and "athena:StartQueryExecution" in api
+    assert "s3:PutObject" in stream and "dynamodb:PutItem" not in stream
+    assert not any(action.startswith("athena:") for action in cascade)
+    assert "athena:StartQueryExecution" not in tracker
+    lake_writers = [f for f in FUNCTIONS if "s3:DeleteObject" in allowed(packaged, f)]
+    assert lake_writers == ["OnTableChange"]  # the stream handler is the lake's only writer
