@@ -634,7 +634,7 @@ def _nested_text(value: Any) -> str:
     if isinstance(value, Decimal):
         return format(value, "f")
     if isinstance(value, datetime):
-        return timestamp_text(value)
+        return _timestamp_text(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, clock_time):
@@ -671,7 +671,7 @@ def double_text(value: float) -> str:
     return f"{'-' if sign else ''}{mantissa}E{exponent + len(digits) - 1}"
 
 
-def timestamp_text(value: datetime) -> str:
+def _timestamp_text(value: datetime) -> str:
     """``YYYY-MM-DD HH:MM:SS.fff``; aware values in UTC (the lake's timestamps are UTC)."""
     if value.tzinfo is not None:
         value = value.astimezone(UTC)
