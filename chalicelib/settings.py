@@ -51,6 +51,7 @@ class Settings:
     deletion_queue_name: str
     deletion_queue_url: str
     deletion_queue_arn: str
+    stream_failures_queue_name: str  # where the stream's failing records go (deployed)
     list_token_secret: bytes
     local_dir: Path
     # Deployed stages require an API key and refuse introspection, deep and costly
@@ -145,6 +146,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         deletion_queue_arn=get(
             "OCG_DELETION_QUEUE_ARN", _queue_arn(region, account_id, deletion_queue_name)
+        ),
+        stream_failures_queue_name=get(
+            "OCG_STREAM_FAILURES_QUEUE", f"ocg-{project}-stream-failures"
         ),
         list_token_secret=get("OCG_LIST_TOKEN_SECRET", f"ocg-list-token|{table_name}").encode(),
         local_dir=local_dir,

@@ -50,7 +50,7 @@ def merge_template(
     resources[STREAM_FAILURES] = {
         "Type": "AWS::SQS::Queue",
         "Properties": {
-            "QueueName": f"ocg-{settings.project}-stream-failures",
+            "QueueName": settings.stream_failures_queue_name,
             "MessageRetentionPeriod": DLQ_RETENTION_SECONDS,
             "SqsManagedSseEnabled": True,
         },

@@ -82,6 +82,8 @@ def test_the_stream_reads_the_created_table_and_keeps_failing_records(
         "OnFailure": {"Destination": {"Fn::GetAtt": ["StreamFailures", "Arn"]}}
     }
     assert packaged["Resources"]["Table"]["Type"] == "AWS::DynamoDB::Table"
+    failures = packaged["Resources"]["StreamFailures"]["Properties"]
+    assert failures["QueueName"] == "ocg-shop-stream-failures"
 
 
 @pytest.mark.parametrize(
