@@ -4,11 +4,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
 
-.PHONY: install run test lint types check bench clean
+.PHONY: install run test lint types check bench deploy package deploy-check clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-layer.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
@@ -34,6 +34,23 @@ check: lint types test
 
 bench: install
 	$(BIN)/python -m bench
+
+## Deployment (README, "Deploying"). STAGE is a stage of .chalice/config.json.
+STAGE ?= dev
+
+## Path (b): the resources stack and the stage's config, chalice deploy, then the mappings and API key.
+deploy: install
+	$(BIN)/python -m deploy prepare --stage $(STAGE)
+	$(BIN)/chalice deploy --stage $(STAGE)
+	$(BIN)/python -m deploy finish --stage $(STAGE)
+
+## Path (a): one SAM template with everything in out/, for `aws cloudformation deploy`.
+package: install
+	$(BIN)/python -m deploy package --stage $(STAGE) --out out
+
+## What CI checks of a deployed stage: package it, lint it before and after the SAM transform, sizes.
+deploy-check: install
+	$(BIN)/python -m deploy check --stage $(STAGE)
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache

@@ -1,61 +1,45 @@
-"""``python -m deploy resources|merge-template --stage dev``: print a stage's template.
+"""``python -m deploy <command> --stage <stage>``: deploy a stage with Chalice.
 
-``resources``: the stage's resources alone, for a stack of their own.
-``merge-template``: those resources plus the event-source settings Chalice cannot make,
-for ``chalice package --stage dev --merge-template <file> out/``.
-
-The stage's settings are read as Chalice would give them to the functions: the
-``environment_variables`` of ``.chalice/config.json`` (global, then the stage's), over
-the process environment, which supplies the region.
+Path (a), one CloudFormation stack made by ``chalice package``:
+  ``package`` writes ``out/`` (template, code, pyarrow layer) and checks it: missing
+  dependencies, sizes, cfn-lint before and after the SAM transform.
+Path (b), ``chalice deploy``:
+  ``prepare`` creates or updates the stage's resources stack and writes the stage's
+  config; then ``chalice deploy --stage <stage>``; then ``finish`` sets what Chalice
+  cannot on the event sources and gives the API its usage plan and key.
+``resources`` prints the resources template alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from chalice.app import Chalice
-
 from chalicelib.schema import SchemaError, load_schema
-from chalicelib.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
-from deploy.merge import merge_template
+from chalicelib.settings import SettingsError
+from deploy.layer import BUILD, LayerError, stream_layer
+from deploy.package import package_stage
 from deploy.resources import DEFAULT_BYTES_SCANNED_CUTOFF, resources_template
+from deploy.stack import DeployError, finish_stage, prepare_stage, region
+from deploy.stage import stage_settings
 
-CHALICE_CONFIG = PROJECT_ROOT / ".chalice" / "config.json"
-
-
-def stage_settings(stage: str, config_file: Path = CHALICE_CONFIG) -> Settings:
-    """The settings the stage's functions will run with."""
-    settings = load_settings({**os.environ, **_stage_environment(stage, config_file)})
-    if settings.is_local:
-        raise SettingsError(
-            f"stage {stage!r} runs on the embedded local default: nothing to deploy"
-        )
-    return settings
-
-
-def _stage_environment(stage: str, config_file: Path = CHALICE_CONFIG) -> dict[str, str]:
-    config = json.loads(config_file.read_text())
-    stages = config.get("stages", {})
-    if stage not in stages:
-        raise SettingsError(f"{config_file} has no stage {stage!r} (stages: {', '.join(stages)})")
-    return {
-        **config.get("environment_variables", {}),
-        **stages[stage].get("environment_variables", {}),
-    }
+COMMANDS = {
+    "resources": "print the stage's resources template",
+    "package": "package the stage as one SAM template in --out and check it (path a)",
+    "prepare": "create or update the stage's resources stack and config (path b, before deploy)",
+    "finish": "set the event sources and the API's usage plan (path b, after chalice deploy)",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deploy", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    for command, help_text in (
-        ("resources", "print the stage's resources template"),
-        ("merge-template", "print the merge template for chalice package"),
-    ):
+    for command, help_text in COMMANDS.items():
         sub = commands.add_parser(command, help=help_text)
         sub.add_argument("--stage", required=True)
         sub.add_argument(
@@ -64,32 +48,71 @@ def main(argv: Sequence[str] | None = None) -> int:
             default=DEFAULT_BYTES_SCANNED_CUTOFF,
             help="Athena's per-query scan limit in bytes (default: 10 GiB)",
         )
+        if command in ("package", "prepare"):
+            sub.add_argument(
+                "--pyarrow-layer",
+                default=BUILD,
+                metavar="build|managed|ARN",
+                help="the stream function's pyarrow layer: built from requirements-layer.txt "
+                "(default), the AWS SDK for pandas managed layer of the region, or a layer ARN",
+            )
+            sub.add_argument(
+                "--out", type=Path, default=Path("out"), help="where packages are written (out/)"
+            )
     arguments = parser.parse_args(argv)
     try:
-        settings = stage_settings(arguments.stage)
-        model = load_schema(settings.schema_file, check_sql=True)
-    except (SettingsError, SchemaError) as error:
+        return _run(arguments)
+    except (SettingsError, SchemaError, DeployError, LayerError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    cutoff = arguments.bytes_scanned_cutoff
-    if arguments.command == "resources":
-        template = resources_template(settings, model, bytes_scanned_cutoff=cutoff)
-    else:
-        template = merge_template(
-            _stage_app(arguments.stage), settings, model, bytes_scanned_cutoff=cutoff
+
+
+def _run(arguments: argparse.Namespace) -> int:
+    stage, cutoff = arguments.stage, arguments.bytes_scanned_cutoff
+    if arguments.command in ("prepare", "finish"):
+        import boto3
+
+        session = boto3.session.Session()
+        if arguments.command == "prepare":
+            layer = stream_layer(arguments.pyarrow_layer, region(session), arguments.out).reference
+            if isinstance(layer, Path):  # built into --out, to be published
+                layer = arguments.out / layer
+            prepared = prepare_stage(
+                session, stage, stream_layer=layer, bytes_scanned_cutoff=cutoff
+            )
+            print(
+                f"stack {prepared.stack} is ready in account {prepared.account_id}; "
+                f"stage {stage!r} of .chalice/config.json now uses it.\n"
+                f"next: chalice deploy --stage {stage} && python -m deploy finish --stage {stage}"
+            )
+        else:
+            finished = finish_stage(session, stage, bytes_scanned_cutoff=cutoff)
+            print(
+                f"event sources set: {', '.join(finished.event_sources)}\n"
+                f"GraphQL endpoint: {finished.api.url.rstrip('/')}/graphql\n"
+                "its API key: aws apigateway get-api-key --include-value "
+                f"--api-key {finished.api_key_id} --query value --output text"
+            )
+        return 0
+    if arguments.command == "package":
+        problems = package_stage(
+            stage,
+            arguments.out,
+            layer_choice=arguments.pyarrow_layer,
+            bytes_scanned_cutoff=cutoff,
         )
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        if problems:
+            print("package check failed", file=sys.stderr)
+            return 1
+        print(
+            f"package check passed; {arguments.out}/sam.json is ready for "
+            "aws cloudformation package and deploy (README, Deploying)"
+        )
+        return 0
+    settings = stage_settings(stage)
+    model = load_schema(settings.schema_file, check_sql=True)
+    template = resources_template(settings, model, bytes_scanned_cutoff=cutoff)
     print(json.dumps(template, indent=2))
     return 0
-
-
-def _stage_app(stage: str) -> Chalice:
-    """The Chalice app as the stage builds it (its event sources name its resources)."""
-    os.environ.update(_stage_environment(stage))
-    import app
-
-    chalice_app: Chalice = app.app
-    return chalice_app
-
-
-if __name__ == "__main__":
-    sys.exit(main())

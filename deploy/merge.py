@@ -5,36 +5,38 @@ stream's label, ``latest``, is a placeholder). The merge adds the stage's resour
 (``deploy.resources``), points every event source at them by reference, and sets on the
 event-source mappings what Chalice cannot (FIELD-NOTES, Chalice): partial batch
 responses, and for the stream bisection, bounded retries and record age, and an
-on-failure destination, so a record that keeps failing is kept, not lost. Each function
-gets a role of its own with only what it calls (``deploy.policies``); the stage has
-``manage_iam_role: false``, so Chalice creates no broad default role.
+on-failure destination, so a record that keeps failing is kept, not lost
+(``deploy.event_sources``). Each function gets a role of its own with only what it calls
+(``deploy.policies``); the stage has ``manage_iam_role: false``, so Chalice creates no
+broad default role. The API gets a usage plan with a key, which its methods require.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from chalice.app import Chalice, DynamoDBEventConfig, SQSEventConfig
 from chalice.utils import to_cfn_resource_name
 
-from chalicelib.queues import DLQ_RETENTION_SECONDS
 from chalicelib.schema.model import SchemaModel
 from chalicelib.settings import Settings
-from deploy.policies import function_policies, function_role
+from deploy.event_sources import queue_settings, stream_settings
+from deploy.layer import ARCHITECTURE, runtime_python_version
+from deploy.policies import STREAM_FUNCTION, function_policies, function_role
 from deploy.resources import (
     CASCADE_QUEUE,
     DEFAULT_BYTES_SCANNED_CUTOFF,
     DELETION_QUEUE,
+    STREAM_FAILURES,
     TABLE,
     resources_template,
+    usage_plan,
 )
 
-STREAM_FAILURES = "StreamFailures"
-# A stream record still failing after this many retries (halving the batch around it
-# each time) goes to the failure queue instead of holding back its shard.
-STREAM_MAX_RETRIES = 5
-STREAM_MAX_RECORD_AGE_SECONDS = 24 * 3600
-PARTIAL_BATCH_RESPONSE = {"FunctionResponseTypes": ["ReportBatchItemFailures"]}
+# Chalice's API in its SAM template; SAM resolves ``RestAPI.Stage`` to its stage.
+REST_API = "RestAPI"
+PYARROW_LAYER = "PyarrowLayer"
 
 
 def merge_template(
@@ -42,19 +44,16 @@ def merge_template(
     settings: Settings,
     model: SchemaModel,
     *,
+    stream_layer: str | Path,
     bytes_scanned_cutoff: int = DEFAULT_BYTES_SCANNED_CUTOFF,
 ) -> dict[str, Any]:
-    """What ``chalice package --merge-template`` merges into the app's SAM template."""
+    """What ``chalice package --merge-template`` merges into the app's SAM template.
+
+    ``stream_layer`` is the stream function's pyarrow layer: an ARN, or a built layer zip
+    (a path relative to the packaged template, which ``aws cloudformation package``
+    uploads)."""
     template = resources_template(settings, model, bytes_scanned_cutoff=bytes_scanned_cutoff)
     resources = template["Resources"]
-    resources[STREAM_FAILURES] = {
-        "Type": "AWS::SQS::Queue",
-        "Properties": {
-            "QueueName": settings.stream_failures_queue_name,
-            "MessageRetentionPeriod": DLQ_RETENTION_SECONDS,
-            "SqsManagedSseEnabled": True,
-        },
-    }
     queues = {
         settings.cascade_queue_arn: CASCADE_QUEUE,
         settings.deletion_queue_arn: DELETION_QUEUE,
@@ -63,7 +62,10 @@ def merge_template(
         function = to_cfn_resource_name(source.name)
         if isinstance(source, DynamoDBEventConfig):
             event = to_cfn_resource_name(f"{source.name}-dynamodb-event-source")
-            properties = _stream_source()
+            properties = {
+                "Stream": {"Fn::GetAtt": [TABLE, "StreamArn"]},
+                **stream_settings({"Fn::GetAtt": [STREAM_FAILURES, "Arn"]}),
+            }
         elif isinstance(source, SQSEventConfig):
             queue = queues.get(str(source.queue_arn))
             if queue is None:
@@ -71,26 +73,32 @@ def merge_template(
                     f"{source.name} listens to {source.queue_arn}, not a queue of ours"
                 )
             event = to_cfn_resource_name(f"{source.name}-sqs-event-source")
-            properties = {"Queue": {"Fn::GetAtt": [queue, "Arn"]}, **PARTIAL_BATCH_RESPONSE}
+            properties = {"Queue": {"Fn::GetAtt": [queue, "Arn"]}, **queue_settings()}
         else:
             continue
         resources[function] = {"Properties": {"Events": {event: {"Properties": properties}}}}
-    for function, statements in function_policies(settings, STREAM_FAILURES).items():
+    for function, statements in function_policies(settings).items():
         resources[f"{function}Role"] = function_role(settings, statements)
         resources.setdefault(function, {}).setdefault("Properties", {})["Role"] = {
             "Fn::GetAtt": [f"{function}Role", "Arn"]
         }
+    resources.update(usage_plan(settings, {"Ref": REST_API}, {"Ref": f"{REST_API}.Stage"}))
+    layer: Any = stream_layer
+    if isinstance(stream_layer, Path):
+        resources[PYARROW_LAYER] = _built_layer(settings, stream_layer)
+        layer = {"Ref": PYARROW_LAYER}
+    resources[STREAM_FUNCTION]["Properties"]["Layers"] = [layer]
     return template
 
 
-def _stream_source() -> dict[str, Any]:
+def _built_layer(settings: Settings, zip_path: Path) -> dict[str, Any]:
     return {
-        "Stream": {"Fn::GetAtt": [TABLE, "StreamArn"]},
-        **PARTIAL_BATCH_RESPONSE,
-        "BisectBatchOnFunctionError": True,
-        "MaximumRetryAttempts": STREAM_MAX_RETRIES,
-        "MaximumRecordAgeInSeconds": STREAM_MAX_RECORD_AGE_SECONDS,
-        "DestinationConfig": {
-            "OnFailure": {"Destination": {"Fn::GetAtt": [STREAM_FAILURES, "Arn"]}}
+        "Type": "AWS::Serverless::LayerVersion",
+        "Properties": {
+            "LayerName": f"ocg-{settings.project}-{settings.stage}-pyarrow",
+            "Description": "pyarrow for the stream function (requirements-layer.txt)",
+            "ContentUri": f"./{zip_path.as_posix()}",
+            "CompatibleRuntimes": [f"python{runtime_python_version()}"],
+            "CompatibleArchitectures": [ARCHITECTURE],
         },
     }

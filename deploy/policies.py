@@ -17,6 +17,7 @@ from deploy.resources import (
     DELETION_QUEUE,
     LAKE_BUCKET,
     RESULTS_BUCKET,
+    STREAM_FAILURES,
     TABLE,
     WORKGROUP,
 )
@@ -51,7 +52,7 @@ def _arn(logical_id: str, attribute: str = "Arn") -> dict[str, list[str]]:
     return {"Fn::GetAtt": [logical_id, attribute]}
 
 
-def function_policies(settings: Settings, stream_failures: str) -> dict[str, list[dict[str, Any]]]:
+def function_policies(settings: Settings) -> dict[str, list[dict[str, Any]]]:
     """The policy statements of each function, by its logical id."""
     table = [_arn(TABLE), _sub(f"${{{TABLE}.Arn}}/index/*")]
     workgroup = _sub(
@@ -69,7 +70,8 @@ def function_policies(settings: Settings, stream_failures: str) -> dict[str, lis
     deletion_queue, cascade_queue = _arn(DELETION_QUEUE), _arn(CASCADE_QUEUE)
     return {
         API_FUNCTION: [
-            _allow([*_TABLE_READ, *_TABLE_WRITE, "dynamodb:TransactWriteItems"], table),
+            # A transaction is authorised item by item, by the write actions it performs.
+            _allow([*_TABLE_READ, *_TABLE_WRITE], table),
             _allow(["athena:StartQueryExecution", *_ATHENA_READ], [workgroup]),
             _allow(["glue:GetDatabase", "glue:GetTable", "glue:GetTables"], catalog),
             _allow(["s3:ListBucket", "s3:GetBucketLocation"], [_arn(LAKE_BUCKET), results[0]]),
@@ -88,7 +90,7 @@ def function_policies(settings: Settings, stream_failures: str) -> dict[str, lis
                 [_arn(TABLE, "StreamArn")],
             ),
             _allow(["s3:PutObject", "s3:DeleteObject"], [lake_objects]),
-            _allow(["sqs:SendMessage"], [cascade_queue, _arn(stream_failures)]),
+            _allow(["sqs:SendMessage"], [cascade_queue, _arn(STREAM_FAILURES)]),
         ],
         CASCADE_FUNCTION: [
             _allow(_QUEUE_CONSUME, [cascade_queue]),

@@ -27,7 +27,11 @@ RESULTS_EXPIRY_DAYS = 30
 
 TABLE, LAKE_BUCKET, RESULTS_BUCKET = "Table", "LakeBucket", "AthenaResultsBucket"
 CASCADE_QUEUE, DELETION_QUEUE = "CascadeQueue", "DeletionQueue"
+STREAM_FAILURES = "StreamFailures"
 GLUE_DATABASE, WORKGROUP = "GlueDatabase", "AthenaWorkGroup"
+USAGE_PLAN, API_KEY = "ApiUsagePlan", "ApiKey"
+# Every caller of a deployed API shares these request rates (per second, and the burst).
+API_THROTTLE = {"RateLimit": 50, "BurstLimit": 100}
 
 
 def resources_template(
@@ -45,6 +49,7 @@ def resources_template(
     )
     resources.update(_queue(CASCADE_QUEUE, settings.cascade_queue_name))
     resources.update(_queue(DELETION_QUEUE, settings.deletion_queue_name))
+    resources[STREAM_FAILURES] = _stream_failures(settings)
     resources.update(_catalog(settings, model))
     resources[WORKGROUP] = _workgroup(settings, bytes_scanned_cutoff)
     return {
@@ -145,6 +150,19 @@ def _queue(logical_id: str, name: str) -> dict[str, dict[str, Any]]:
     }
 
 
+def _stream_failures(settings: Settings) -> dict[str, Any]:
+    """Where a stream record that keeps failing is kept (the mapping's on-failure
+    destination), instead of being dropped when it leaves the stream."""
+    return {
+        "Type": "AWS::SQS::Queue",
+        "Properties": {
+            "QueueName": settings.stream_failures_queue_name,
+            "MessageRetentionPeriod": DLQ_RETENTION_SECONDS,
+            "SqsManagedSseEnabled": True,
+        },
+    }
+
+
 def _catalog(settings: Settings, model: SchemaModel) -> dict[str, dict[str, Any]]:
     """The Glue database and one native ``AWS::Glue::Table`` per lake table."""
     catalog_id = {"Ref": "AWS::AccountId"}
@@ -207,4 +225,36 @@ def _outputs() -> dict[str, Any]:
         "CascadeQueueUrl": {"Value": {"Ref": CASCADE_QUEUE}},
         "DeletionQueueArn": {"Value": {"Fn::GetAtt": [DELETION_QUEUE, "Arn"]}},
         "DeletionQueueUrl": {"Value": {"Ref": DELETION_QUEUE}},
+        "StreamFailuresArn": {"Value": {"Fn::GetAtt": [STREAM_FAILURES, "Arn"]}},
+    }
+
+
+def usage_plan(settings: Settings, rest_api_id: Any, api_stage: Any) -> dict[str, Any]:
+    """An API key and the usage plan that admits it to the API's stage, throttled (the
+    API and its stage by name, or by reference in a template).
+
+    API Gateway refuses a request to a method that requires a key unless the key belongs
+    to a usage plan of that stage."""
+    name = f"ocg-{settings.project}-{settings.stage}"
+    return {
+        USAGE_PLAN: {
+            "Type": "AWS::ApiGateway::UsagePlan",
+            "Properties": {
+                "UsagePlanName": name,
+                "ApiStages": [{"ApiId": rest_api_id, "Stage": api_stage}],
+                "Throttle": API_THROTTLE,
+            },
+        },
+        API_KEY: {
+            "Type": "AWS::ApiGateway::ApiKey",
+            "Properties": {"Name": name, "Enabled": True},
+        },
+        f"{USAGE_PLAN}Key": {
+            "Type": "AWS::ApiGateway::UsagePlanKey",
+            "Properties": {
+                "KeyId": {"Ref": API_KEY},
+                "KeyType": "API_KEY",
+                "UsagePlanId": {"Ref": USAGE_PLAN},
+            },
+        },
     }

@@ -62,7 +62,7 @@ def lake_file(app: LoadedApp, table: str, created_at: str, object_id: str) -> Pa
 
 
 def read_back(path: Path) -> pa.Table:
-    return pq.read_table(path, use_threads=False)
+    return pq.read_table(path, use_threads=False, partitioning=None)
 
 
 def create_book(app: LoadedApp, **values: Any) -> dict[str, Any]:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from chalicelib.settings import SettingsError
-from deploy.__main__ import main, stage_settings
+from deploy.__main__ import main
+from deploy.stage import stage_settings
 
 
 def test_the_template_of_a_stage_is_printed(

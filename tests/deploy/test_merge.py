@@ -3,55 +3,27 @@
 
 from __future__ import annotations
 
+import copy
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
-import cfnlint.api
 import pytest
 
-from tests.conftest import ROOT
+from deploy.package import package_stage
+from deploy.validate import sam_transform, validate_packaged
 
-ENV = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+LAYER = "arn:aws:lambda:us-east-1:111111111111:layer:pyarrow:7"
 
 
 @pytest.fixture(scope="module")
 def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The dev stage packaged with ``python -m deploy package`` (a layer given by ARN,
+    so nothing is built): its checks pass and its template is what a user deploys."""
     out = tmp_path_factory.mktemp("package")
-    merge = subprocess.run(
-        [sys.executable, "-m", "deploy", "merge-template", "--stage", "dev"],
-        cwd=ROOT,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    (out / "merge.json").write_text(merge.stdout)
-    chalice = Path(sys.executable).with_name("chalice")
-    result = subprocess.run(
-        [
-            str(chalice),
-            "--project-dir",
-            str(ROOT),
-            "package",
-            "--stage",
-            "dev",
-            "--merge-template",
-            str(out / "merge.json"),
-            str(out / "out"),
-        ],
-        cwd=ROOT,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-    template: dict[str, Any] = json.loads((out / "out" / "sam.json").read_text())
+
+    assert package_stage("dev", out, layer_choice=LAYER) == []
+
+    template: dict[str, Any] = json.loads((out / "sam.json").read_text())
     return template
 
 
@@ -61,12 +33,41 @@ def events(template: dict[str, Any], function: str) -> dict[str, Any]:
     return properties
 
 
-def test_the_packaged_stack_passes_cfn_lint_with_the_sam_transform(
+def test_the_stream_function_alone_gets_the_pyarrow_layer(packaged: dict[str, Any]) -> None:
+    functions = {
+        name: resource["Properties"]
+        for name, resource in packaged["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+
+    assert functions["OnTableChange"]["Layers"] == [LAYER]
+    assert [name for name, function in functions.items() if "Layers" in function] == [
+        "OnTableChange"
+    ]
+
+
+def test_an_action_iam_does_not_know_is_found_after_the_transform(
     packaged: dict[str, Any],
 ) -> None:
-    matches = cfnlint.api.lint(json.dumps(packaged), regions=["us-east-1"])
+    broken = copy.deepcopy(packaged)
+    role = broken["Resources"]["APIHandlerRole"]["Properties"]
+    role["Policies"][0]["PolicyDocument"]["Statement"][1]["Action"].append(
+        "dynamodb:TransactWriteItems"
+    )
 
-    assert [str(match) for match in matches] == []
+    (problem,) = validate_packaged(broken, "us-east-1")
+    assert problem.startswith("transformed template: [W3037")
+    assert "transactwriteitems" in problem
+
+
+def test_the_api_has_a_usage_plan_with_a_key_for_its_stage(packaged: dict[str, Any]) -> None:
+    translated = sam_transform(packaged, "us-east-1")["Resources"]
+
+    plan = translated["ApiUsagePlan"]["Properties"]
+    assert plan["ApiStages"] == [{"ApiId": {"Ref": "RestAPI"}, "Stage": {"Ref": "RestAPIapiStage"}}]
+    assert plan["Throttle"] == {"RateLimit": 50, "BurstLimit": 100}
+    key = translated["ApiUsagePlanKey"]["Properties"]
+    assert key["KeyId"] == {"Ref": "ApiKey"} and key["UsagePlanId"] == {"Ref": "ApiUsagePlan"}
 
 
 def test_the_stream_reads_the_created_table_and_keeps_failing_records(
@@ -134,7 +135,7 @@ def test_each_function_may_do_only_what_its_code_does(packaged: dict[str, Any]) 
         allowed(packaged, "OnAthenaStateChange"),
     )
 
-    assert "dynamodb:TransactWriteItems" in api and "athena:StartQueryExecution" in api
+    assert "dynamodb:ConditionCheckItem" in api and "athena:StartQueryExecution" in api
     assert "s3:PutObject" in stream and "dynamodb:PutItem" not in stream
     assert not any(action.startswith("athena:") for action in cascade)
     assert "athena:StartQueryExecution" not in tracker

@@ -1,0 +1,177 @@
+"""``python -m deploy package --stage dev``: path (a)'s one stack, packaged and checked.
+
+It writes into ``--out`` (``out/``) what ``aws cloudformation package`` and ``deploy``
+take: ``sam.json`` (Chalice's template merged with ``deploy.merge``), ``deployment.zip``
+and, unless a layer ARN is chosen, ``pyarrow-layer.zip``. Then it fails when:
+
+- Chalice reports dependencies it could not install (it prints ``Could not install
+  dependencies:`` with the list, leaves them out, and still succeeds: a package without
+  them would fail only on AWS, at import);
+- the GraphQL function's package is over 15 MiB unzipped: the budget that keeps its cold
+  start small (Chalice ships one ``deployment.zip`` for every function);
+- the stream function's package plus its layers could be over 262,144,000 bytes
+  unzipped: Lambda's "250 MB" limit, function and layers together (250 MiB; the figure
+  Lambda's refusal names);
+- the template has problems before or after the SAM transform (``deploy.validate``).
+
+Chalice runs on a copy of the project's files (what git tracks or would track), never on
+the repository itself: Chalice keeps the dependencies it built in
+``.chalice/deployments`` and, when that cache is warm, reuses them without running pip,
+so a failed install would be neither reported nor retried.
+
+Layer sizes. The layer built here (the default) is measured from its zip. The managed
+AWS SDK for pandas layer cannot be measured offline: its size is published nowhere and
+reading it needs an AWS account. It is counted at the bound ``deploy/managed_layers.json``
+records: 204 MiB, the largest unzipped size reported for these layers (3.16.1 for
+python3.13 in aws/aws-sdk-pandas#3331, the release whose growth broke deployments at
+this very limit). A layer given by its ARN is not counted, and the check says so.
+
+Figures are printed in MiB (AWS's "MB"), so CI logs show them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from chalicelib.schema import load_schema
+from chalicelib.settings import PROJECT_ROOT
+from deploy.layer import BUILD, MIB, Layer, mib, stream_layer, unzipped_size
+from deploy.merge import merge_template
+from deploy.resources import DEFAULT_BYTES_SCANNED_CUTOFF
+from deploy.stage import stage_app, stage_settings
+from deploy.validate import validate_packaged
+
+GRAPHQL_PACKAGE_LIMIT = 15 * MIB
+LAMBDA_UNZIPPED_LIMIT = 262_144_000
+# chalice.constants.MISSING_DEPENDENCIES_TEMPLATE: the header, then one package a line,
+# then the advice that follows them.
+_MISSING = re.compile(
+    r"Could not install dependencies:\n(?P<packages>.*?)\nYou will have to build", re.DOTALL
+)
+PACKAGE = "deployment.zip"
+# The region packaging assumes when none is set: aws-mode settings require one, and it
+# only names resources in the template (and picks the managed layer's ARN).
+DEFAULT_REGION = "us-east-1"
+
+
+def check_package(out_dir: Path, chalice_output: str, layers: Sequence[Layer]) -> list[str]:
+    """What keeps the package in ``out_dir`` from deploying; empty when nothing does."""
+    problems = []
+    missing = _MISSING.search(chalice_output)
+    if missing:
+        packages = ", ".join(missing["packages"].split())
+        problems.append(
+            f"chalice package could not install: {packages} (no wheel for the Lambda "
+            "runtime; Chalice left them out of the package)"
+        )
+    package = out_dir / PACKAGE
+    if not package.is_file():
+        return [*problems, f"chalice package wrote no {PACKAGE} in {out_dir}"]
+    size = unzipped_size(package)
+    if size > GRAPHQL_PACKAGE_LIMIT:
+        problems.append(
+            f"the GraphQL function's package is {mib(size)} ({size:,} bytes) unzipped, "
+            f"over its budget of {mib(GRAPHQL_PACKAGE_LIMIT)} ({GRAPHQL_PACKAGE_LIMIT:,} bytes)"
+        )
+    total = size + sum(layer.unzipped_bytes for layer in layers)
+    if total > LAMBDA_UNZIPPED_LIMIT:
+        problems.append(
+            f"the stream function's package and layers take {mib(total)} ({total:,} bytes) "
+            f"unzipped, over Lambda's limit of {mib(LAMBDA_UNZIPPED_LIMIT)} "
+            f"({LAMBDA_UNZIPPED_LIMIT:,} bytes)"
+        )
+    return problems
+
+
+def figures(out_dir: Path, layers: Sequence[Layer]) -> list[str]:
+    """The sizes the check compares, one line each, for the log."""
+    size = unzipped_size(out_dir / PACKAGE)
+    total = size + sum(layer.unzipped_bytes for layer in layers)
+    return [
+        f"GraphQL function package: {mib(size)} unzipped (budget {mib(GRAPHQL_PACKAGE_LIMIT)})",
+        f"stream function: package and layers {mib(total)} unzipped "
+        f"(Lambda's limit {mib(LAMBDA_UNZIPPED_LIMIT)})",
+        *(f"  layer: {layer.description}" for layer in layers),
+    ]
+
+
+def package_stage(
+    stage: str,
+    out_dir: Path,
+    *,
+    layer_choice: str = BUILD,
+    bytes_scanned_cutoff: int = DEFAULT_BYTES_SCANNED_CUTOFF,
+) -> list[str]:
+    """Package the stage into ``out_dir``, print the figures, return the problems."""
+    environment = dict(os.environ)
+    if not environment.get("AWS_REGION") and not environment.get("AWS_DEFAULT_REGION"):
+        environment["AWS_DEFAULT_REGION"] = DEFAULT_REGION
+    region = environment.get("AWS_REGION") or environment["AWS_DEFAULT_REGION"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    layer = stream_layer(layer_choice, region, out_dir)  # first: an unknown region fails fast
+    settings = stage_settings(stage, environ=environment)
+    model = load_schema(settings.schema_file, check_sql=True)
+    app = stage_app(stage, AWS_DEFAULT_REGION=region)
+    merge = merge_template(
+        app,
+        settings,
+        model,
+        stream_layer=layer.reference,
+        bytes_scanned_cutoff=bytes_scanned_cutoff,
+    )
+    with tempfile.TemporaryDirectory(prefix="ocg-project-") as project:
+        merge_file = Path(project) / "merge.json"
+        merge_file.write_text(json.dumps(merge))
+        _copy_project(Path(project) / "project")
+        result = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("chalice")),
+                "--project-dir",
+                str(Path(project) / "project"),
+                "package",
+                "--stage",
+                stage,
+                "--merge-template",
+                str(merge_file),
+                str(out_dir.resolve()),
+            ],
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            check=False,
+        )
+    if result.returncode != 0:
+        return [f"chalice package failed (exit {result.returncode}):\n{result.stdout}"]
+    counted = [layer.counted] if layer.counted else []
+    problems = check_package(out_dir, result.stdout, counted)
+    if (out_dir / PACKAGE).is_file():
+        print("\n".join(figures(out_dir, counted)))
+        if layer.counted is None:
+            print(f"  layer: {layer.reference} (not counted: its size is unknown offline)")
+    template = json.loads((out_dir / "sam.json").read_text())
+    return [*problems, *validate_packaged(template, region)]
+
+
+def _copy_project(destination: Path) -> None:
+    """The files git tracks or would track (so nothing ignored, such as Chalice's cache
+    or the virtualenv), symlinks kept as links, as a fresh clone would have them."""
+    command = ["git", "-C", str(PROJECT_ROOT), "ls-files", "-z", "--cached", "--others"]
+    listed = subprocess.run(
+        [*command, "--exclude-standard"], capture_output=True, check=True
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = PROJECT_ROOT / name
+        if not (source.exists() or source.is_symlink()):  # deleted, not yet committed
+            continue
+        target = destination / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target, follow_symlinks=False)

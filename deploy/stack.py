@@ -1,0 +1,323 @@
+"""Path (b): ``chalice deploy``, with the stage's resources in a stack of their own.
+
+Chalice deploys functions, the API and event-source mappings by API calls, not by a
+template, so what it does not create comes from a CloudFormation stack beside it:
+
+1. ``prepare`` creates or updates the stack ``ocg-<project>-<stage>`` (the resources of
+   ``deploy.resources`` and a least-privilege role per function) and writes into the
+   stage of ``.chalice/config.json`` what ``chalice deploy`` must be told: the account,
+   the stream's real ARN and the queues (environment variables), each function's role,
+   and the stream function's pyarrow layer.
+2. ``chalice deploy --stage <stage>`` creates the functions and wires the handlers.
+3. ``finish`` sets on the event-source mappings what Chalice cannot
+   (``deploy.event_sources``) and adds the API's usage plan and key to the stack.
+   Chalice's own redeploys change only batch sizes, so these settings stay.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+from chalice.app import Chalice
+from chalice.utils import to_cfn_resource_name
+
+from chalicelib.schema import load_schema
+from chalicelib.schema.model import SchemaModel
+from chalicelib.settings import Settings
+from deploy.event_sources import queue_settings, stream_settings
+from deploy.layer import ARCHITECTURE, runtime_python_version
+from deploy.policies import API_FUNCTION, STREAM_FUNCTION, function_policies, function_role
+from deploy.resources import API_KEY, DEFAULT_BYTES_SCANNED_CUTOFF, resources_template, usage_plan
+from deploy.stage import (
+    CHALICE_CONFIG,
+    api_stage,
+    read_config,
+    stage_app,
+    stage_environment,
+    stage_settings,
+    write_config,
+)
+
+# Chalice's name for the function behind the API (its logical id is API_FUNCTION).
+API_HANDLER_NAME = "api_handler"
+ROLE_OUTPUT_SUFFIX = "RoleArn"
+# The stack outputs written into the stage's environment variables.
+OUTPUT_VARIABLES = {
+    "TableStreamArn": "OCG_TABLE_STREAM_ARN",
+    "CascadeQueueArn": "OCG_CASCADE_QUEUE_ARN",
+    "CascadeQueueUrl": "OCG_CASCADE_QUEUE_URL",
+    "DeletionQueueArn": "OCG_DELETION_QUEUE_ARN",
+    "DeletionQueueUrl": "OCG_DELETION_QUEUE_URL",
+}
+_FAILED_STATES = ("FAILED", "ROLLBACK")
+
+
+class DeployError(RuntimeError):
+    """The stack or the deployed stage is not in a state this step can work from."""
+
+
+@dataclass(frozen=True)
+class DeployedApi:
+    """The API ``chalice deploy`` created, from its record in ``.chalice/deployed``."""
+
+    rest_api_id: str
+    stage: str
+    url: str
+
+
+def stack_name(settings: Settings) -> str:
+    return f"ocg-{settings.project}-{settings.stage}"
+
+
+def function_names(app: Chalice) -> dict[str, str]:
+    """Chalice's function names by their logical ids (``OnTableChange`` → ``on_table_change``)."""
+    names = {API_FUNCTION: API_HANDLER_NAME}
+    names.update({to_cfn_resource_name(source.name): source.name for source in app.event_sources})
+    return names
+
+
+def stack_template(
+    settings: Settings,
+    model: SchemaModel,
+    *,
+    api: DeployedApi | None = None,
+    bytes_scanned_cutoff: int = DEFAULT_BYTES_SCANNED_CUTOFF,
+) -> dict[str, Any]:
+    """The resources, a role per function (its ARN an output), and once the API exists
+    its usage plan and key."""
+    template = resources_template(settings, model, bytes_scanned_cutoff=bytes_scanned_cutoff)
+    resources, outputs = template["Resources"], template["Outputs"]
+    for function, statements in function_policies(settings).items():
+        resources[f"{function}Role"] = function_role(settings, statements)
+        outputs[f"{function}{ROLE_OUTPUT_SUFFIX}"] = {
+            "Value": {"Fn::GetAtt": [f"{function}Role", "Arn"]}
+        }
+    if api is not None:
+        resources.update(usage_plan(settings, api.rest_api_id, api.stage))
+        outputs["ApiKeyId"] = {"Value": {"Ref": API_KEY}}
+    return template
+
+
+def apply_stack(cloudformation: Any, name: str, template: Mapping[str, Any]) -> dict[str, str]:
+    """Create the stack or update it to ``template``, wait for it, and return its outputs."""
+    body = json.dumps(template)
+    arguments = {"StackName": name, "TemplateBody": body, "Capabilities": ["CAPABILITY_IAM"]}
+    try:
+        cloudformation.describe_stacks(StackName=name)
+        exists = True
+    except ClientError as error:
+        if "does not exist" not in str(error):
+            raise
+        exists = False
+    try:
+        if exists:
+            cloudformation.update_stack(**arguments)
+            waiter = "stack_update_complete"
+        else:
+            cloudformation.create_stack(**arguments)
+            waiter = "stack_create_complete"
+        cloudformation.get_waiter(waiter).wait(
+            StackName=name, WaiterConfig={"Delay": 5, "MaxAttempts": 360}
+        )
+    except ClientError as error:
+        if "No updates are to be performed" not in str(error):
+            raise DeployError(f"stack {name}: {error}") from error
+    (stack,) = cloudformation.describe_stacks(StackName=name)["Stacks"]
+    if any(state in stack["StackStatus"] for state in _FAILED_STATES):
+        raise DeployError(
+            f"stack {name} is {stack['StackStatus']}: {_first_failure(cloudformation, name)}"
+        )
+    return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
+
+
+def _first_failure(cloudformation: Any, name: str) -> str:
+    events = cloudformation.describe_stack_events(StackName=name)["StackEvents"]
+    for event in reversed(events):
+        if event.get("ResourceStatus", "").endswith("_FAILED"):
+            return f"{event['LogicalResourceId']}: {event.get('ResourceStatusReason', '')}"
+    return "see the stack's events"
+
+
+def configure_stage(
+    config: Mapping[str, Any],
+    stage: str,
+    *,
+    account_id: str,
+    outputs: Mapping[str, str],
+    names: Mapping[str, str],
+    stream_layer: str,
+) -> dict[str, Any]:
+    """The Chalice config with the stage pointed at the stack's resources and roles."""
+    updated: dict[str, Any] = json.loads(json.dumps(config))
+    stage_config = updated["stages"][stage]
+    variables = stage_config.setdefault("environment_variables", {})
+    variables["OCG_ACCOUNT_ID"] = account_id
+    for output, variable in OUTPUT_VARIABLES.items():
+        variables[variable] = outputs[output]
+    stage_config["manage_iam_role"] = False
+    stage_config["autogen_policy"] = False
+    stage_config.pop("iam_role_arn", None)
+    functions = stage_config.setdefault("lambda_functions", {})
+    for logical_id, name in names.items():
+        role = outputs.get(f"{logical_id}{ROLE_OUTPUT_SUFFIX}")
+        if role is None:
+            raise DeployError(f"the stack has no role for {name} ({logical_id})")
+        functions.setdefault(name, {})["iam_role_arn"] = role
+    functions[names[STREAM_FUNCTION]]["layers"] = [stream_layer]
+    return updated
+
+
+def deployed_api(deployed: Mapping[str, Any], api_stage: str) -> DeployedApi:
+    """The API in a ``.chalice/deployed/<stage>.json`` record."""
+    for resource in deployed.get("resources", []):
+        if resource.get("resource_type") == "rest_api":
+            return DeployedApi(resource["rest_api_id"], api_stage, resource["rest_api_url"])
+    raise DeployError("the deployed stage has no API: run chalice deploy first")
+
+
+def tune_event_sources(
+    lambda_client: Any, deployed: Mapping[str, Any], stream_failures_arn: str
+) -> list[str]:
+    """Set on every mapping Chalice created what it cannot; the mappings' descriptions."""
+    tuned = []
+    for resource in deployed.get("resources", []):
+        kind = resource.get("resource_type")
+        if kind == "dynamodb_event":
+            settings = stream_settings(stream_failures_arn)
+        elif kind == "sqs_event":
+            settings = queue_settings()
+        else:
+            continue
+        lambda_client.update_event_source_mapping(UUID=resource["event_uuid"], **settings)
+        tuned.append(f"{resource['name']} ({kind})")
+    if not tuned:
+        raise DeployError("the deployed stage has no event sources: run chalice deploy first")
+    return tuned
+
+
+def read_deployed(project_dir: Path, stage: str) -> dict[str, Any]:
+    record = project_dir / ".chalice" / "deployed" / f"{stage}.json"
+    if not record.is_file():
+        raise DeployError(f"{record} not found: run chalice deploy --stage {stage} first")
+    deployed: dict[str, Any] = json.loads(record.read_text())
+    return deployed
+
+
+@dataclass(frozen=True)
+class PreparedStage:
+    stack: str
+    account_id: str
+    outputs: dict[str, str]
+
+
+def prepare_stage(
+    session: Any,
+    stage: str,
+    *,
+    config_file: Path = CHALICE_CONFIG,
+    stream_layer: str | Path,
+    bytes_scanned_cutoff: int = DEFAULT_BYTES_SCANNED_CUTOFF,
+) -> PreparedStage:
+    """Step 1: the stack, then the stage's config pointed at it.
+
+    The account is the caller's: the names derived from it (the buckets) must be the
+    ones created in it. ``stream_layer`` is a layer ARN, or a built layer zip to publish."""
+    aws_region = region(session)
+    account_id = session.client("sts").get_caller_identity()["Account"]
+    config = read_config(config_file)
+    stage_environment(config, stage)  # the stage exists
+    config["stages"][stage].setdefault("environment_variables", {})["OCG_ACCOUNT_ID"] = account_id
+    write_config(config, config_file)
+    region_variables = {"AWS_DEFAULT_REGION": aws_region}
+    settings = stage_settings(stage, config_file, {**os.environ, **region_variables})
+    model = load_schema(settings.schema_file, check_sql=True)
+    name = stack_name(settings)
+    template = stack_template(settings, model, bytes_scanned_cutoff=bytes_scanned_cutoff)
+    outputs = apply_stack(session.client("cloudformation"), name, template)
+    names = function_names(stage_app(stage, config_file, **region_variables))
+    if isinstance(stream_layer, Path):
+        stream_layer = publish_layer(session, settings, stream_layer)
+    write_config(
+        configure_stage(
+            config,
+            stage,
+            account_id=account_id,
+            outputs=outputs,
+            names=names,
+            stream_layer=stream_layer,
+        ),
+        config_file,
+    )
+    return PreparedStage(name, account_id, outputs)
+
+
+@dataclass(frozen=True)
+class FinishedStage:
+    api: DeployedApi
+    api_key_id: str
+    event_sources: list[str]
+
+
+def finish_stage(
+    session: Any,
+    stage: str,
+    *,
+    config_file: Path = CHALICE_CONFIG,
+    bytes_scanned_cutoff: int = DEFAULT_BYTES_SCANNED_CUTOFF,
+) -> FinishedStage:
+    """Step 3, after ``chalice deploy``: the usage plan for its API, and the mappings'
+    settings."""
+    region_variables = {"AWS_DEFAULT_REGION": region(session)}
+    settings = stage_settings(stage, config_file, {**os.environ, **region_variables})
+    config = read_config(config_file)
+    deployed = read_deployed(config_file.parent.parent, stage)
+    api = deployed_api(deployed, api_stage(config, stage))
+    model = load_schema(settings.schema_file, check_sql=True)
+    name = stack_name(settings)
+    template = stack_template(settings, model, api=api, bytes_scanned_cutoff=bytes_scanned_cutoff)
+    outputs = apply_stack(session.client("cloudformation"), name, template)
+    tuned = tune_event_sources(session.client("lambda"), deployed, outputs["StreamFailuresArn"])
+    return FinishedStage(api, outputs["ApiKeyId"], tuned)
+
+
+def publish_layer(session: Any, settings: Settings, zip_path: Path) -> str:
+    """A built layer as a version of the stage's layer, published once per content.
+
+    The zip's SHA-256 is in the version's description, so an unchanged layer is found
+    and reused rather than published again. The zip travels through the Athena results
+    bucket (a direct upload is limited to 50 MB), where it expires with the results."""
+    body = zip_path.read_bytes()
+    digest = hashlib.sha256(body).hexdigest()
+    name = f"ocg-{settings.project}-{settings.stage}-pyarrow"
+    functions = session.client("lambda")
+    for page in functions.get_paginator("list_layer_versions").paginate(LayerName=name):
+        for version in page["LayerVersions"]:
+            if digest in version.get("Description", ""):
+                arn: str = version["LayerVersionArn"]
+                return arn
+    key = f"deploy/{name}/{digest}.zip"
+    session.client("s3").put_object(Bucket=settings.athena_results_bucket, Key=key, Body=body)
+    published = functions.publish_layer_version(
+        LayerName=name,
+        Description=f"pyarrow for the stream function, sha256 {digest}",
+        Content={"S3Bucket": settings.athena_results_bucket, "S3Key": key},
+        CompatibleRuntimes=[f"python{runtime_python_version()}"],
+        CompatibleArchitectures=[ARCHITECTURE],
+    )
+    published_arn: str = published["LayerVersionArn"]
+    return published_arn
+
+
+def region(session: Any) -> str:
+    """The session's region, which the stack, the stage and the layer are made for."""
+    region: str | None = session.region_name
+    if not region:
+        raise DeployError("no AWS region: set AWS_REGION or AWS_DEFAULT_REGION, or a profile's")
+    return region

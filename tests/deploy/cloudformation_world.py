@@ -1,0 +1,136 @@
+"""moto's CloudFormation, taught the resource types of our stack that it skips.
+
+moto 5.2.5 creates tables, buckets, queues and roles from a template, but only warns and
+moves on for Glue databases and tables, Athena workgroups, bucket policies and API
+Gateway usage plans and keys (FIELD-NOTES, moto). Each function below creates one such
+resource through moto's own backend, with the template's properties, and returns what
+its ``Ref`` gives; so a stack test sees what a real stack would have made: a Glue table
+with the schema we generated, a workgroup with our output location, a usage plan naming
+the API. Importing this module registers them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from moto.apigateway.models import apigateway_backends
+from moto.athena.models import athena_backends
+from moto.cloudformation import parsing
+from moto.core.common_models import CloudFormationModel
+from moto.glue.models import glue_backends
+from moto.s3.models import s3_backends
+from moto.utilities.utils import get_partition
+
+Properties = dict[str, Any]
+Create = Callable[[Properties, str, str], str]  # properties, account, region → Ref
+
+# Bucket policies by bucket: moto enforces a policy without its conditions, so our
+# TLS-only deny would refuse every request; the tests read them from here instead.
+bucket_policies: dict[str, Any] = {}
+
+
+def _glue_database(properties: Properties, account_id: str, region: str) -> str:
+    database_input = properties["DatabaseInput"]
+    glue_backends[account_id][region].create_database(database_input["Name"], database_input)
+    name: str = database_input["Name"]
+    return name
+
+
+def _glue_table(properties: Properties, account_id: str, region: str) -> str:
+    table_input = properties["TableInput"]
+    glue_backends[account_id][region].create_table(
+        properties["DatabaseName"], table_input["Name"], table_input
+    )
+    name: str = table_input["Name"]
+    return name
+
+
+def _athena_workgroup(properties: Properties, account_id: str, region: str) -> str:
+    athena_backends[account_id][region].create_work_group(
+        properties["Name"], properties["WorkGroupConfiguration"], "", []
+    )
+    name: str = properties["Name"]
+    return name
+
+
+def _bucket_policy(properties: Properties, account_id: str, region: str) -> str:
+    bucket: str = properties["Bucket"]
+    s3_backends[account_id][get_partition(region)].get_bucket(bucket)  # it exists
+    bucket_policies[bucket] = properties["PolicyDocument"]
+    return bucket
+
+
+def _usage_plan(properties: Properties, account_id: str, region: str) -> str:
+    throttle = properties["Throttle"]
+    plan = apigateway_backends[account_id][region].create_usage_plan(
+        {
+            "name": properties["UsagePlanName"],
+            "apiStages": [
+                {"apiId": stage["ApiId"], "stage": stage["Stage"]}
+                for stage in properties["ApiStages"]
+            ],
+            "throttle": {"rateLimit": throttle["RateLimit"], "burstLimit": throttle["BurstLimit"]},
+        }
+    )
+    plan_id: str = plan.id
+    return plan_id
+
+
+def _api_key(properties: Properties, account_id: str, region: str) -> str:
+    key = apigateway_backends[account_id][region].create_api_key(
+        {"name": properties["Name"], "enabled": properties["Enabled"]}
+    )
+    key_id: str = key.id
+    return key_id
+
+
+def _usage_plan_key(properties: Properties, account_id: str, region: str) -> str:
+    apigateway_backends[account_id][region].create_usage_plan_key(
+        properties["UsagePlanId"], {"keyId": properties["KeyId"], "keyType": properties["KeyType"]}
+    )
+    return f"{properties['UsagePlanId']}:{properties['KeyId']}"
+
+
+def _register(resource_type: str, create: Create) -> None:
+    """A ``CloudFormationModel`` for the type (moto looks among its direct subclasses)."""
+
+    def __init__(self: Any, identifier: str) -> None:
+        self.identifier = identifier
+
+    def create_from_cloudformation_json(
+        cls: Any,
+        /,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **_: Any,
+    ) -> Any:
+        return cls(create(cloudformation_json["Properties"], account_id, region_name))
+
+    type(
+        resource_type.replace("::", ""),
+        (CloudFormationModel,),
+        {
+            "__init__": __init__,
+            "physical_resource_id": property(lambda self: self.identifier),
+            "cloudformation_type": staticmethod(lambda: resource_type),
+            "cloudformation_name_type": staticmethod(lambda: ""),
+            "create_from_cloudformation_json": classmethod(create_from_cloudformation_json),
+        },
+    )
+
+
+for _type, _create in {
+    "AWS::Glue::Database": _glue_database,
+    "AWS::Glue::Table": _glue_table,
+    "AWS::Athena::WorkGroup": _athena_workgroup,
+    "AWS::S3::BucketPolicy": _bucket_policy,
+    "AWS::ApiGateway::UsagePlan": _usage_plan,
+    "AWS::ApiGateway::ApiKey": _api_key,
+    "AWS::ApiGateway::UsagePlanKey": _usage_plan_key,
+}.items():
+    _register(_type, _create)
+parsing.get_model_map.cache_clear()
+parsing.get_name_type_map.cache_clear()

@@ -1,0 +1,281 @@
+"""Path (b) end to end on moto: ``prepare`` makes the stack and the stage's config,
+``chalice deploy`` (its record, as Chalice writes it) wires the handlers, ``finish``
+completes the mappings and the API's key, and the real handlers, configured by the
+written config alone, serve an entity, its lake file and a task."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import io
+import json
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pyarrow.parquet as pq
+import pytest
+from chalice.test import Client
+from moto import mock_aws
+
+from chalicelib.keys import task_item_keys
+from deploy.stack import DeployError, finish_stage, prepare_stage
+from deploy.stage import read_config, stage_environment
+from tests.conftest import ROOT
+from tests.deploy import cloudformation_world  # registers the types moto's CloudFormation skips
+
+REGION = "us-east-1"
+STAGE = "dev"
+LAYER = "arn:aws:lambda:us-east-1:123456789012:layer:pyarrow:1"
+FUNCTIONS = {
+    "api_handler",
+    "on_table_change",
+    "on_cascade_message",
+    "on_deletion_message",
+    "on_athena_state_change",
+}
+
+
+@pytest.fixture
+def session(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    # moto does not match DynamoDB Streams' account-based endpoint (FIELD-NOTES, moto).
+    monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+    with mock_aws():
+        yield boto3.session.Session(region_name=REGION)
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    """A copy of the project's config, its account id not yet the caller's."""
+    config = read_config(ROOT / ".chalice" / "config.json")
+    config["stages"][STAGE]["environment_variables"]["OCG_ACCOUNT_ID"] = "111111111111"
+    path = tmp_path / ".chalice" / "config.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(config))
+    return path
+
+
+def test_prepare_creates_the_stack_and_points_the_stage_at_it(
+    session: Any, config_file: Path
+) -> None:
+    prepared = prepare_stage(session, STAGE, config_file=config_file, stream_layer=LAYER)
+
+    stage = read_config(config_file)["stages"][STAGE]
+    variables = stage["environment_variables"]
+    table = session.client("dynamodb").describe_table(TableName="OCG-shop")["Table"]
+    assert prepared.account_id == variables["OCG_ACCOUNT_ID"] == "123456789012"
+    assert variables["OCG_TABLE_STREAM_ARN"] == table["LatestStreamArn"]
+    assert not variables["OCG_TABLE_STREAM_ARN"].endswith("/latest")
+    assert (
+        variables["OCG_CASCADE_QUEUE_URL"]
+        == (session.client("sqs").get_queue_url(QueueName="ocg-shop-cascade")["QueueUrl"])
+    )
+    assert stage["manage_iam_role"] is False and stage["autogen_policy"] is False
+    assert "iam_role_arn" not in stage
+    assert set(stage["lambda_functions"]) == FUNCTIONS
+    iam = session.client("iam")
+    for name, function in stage["lambda_functions"].items():
+        role = iam.get_role(RoleName=function["iam_role_arn"].rsplit("/", 1)[-1])["Role"]
+        assert role["Arn"] == function["iam_role_arn"], name
+    assert stage["lambda_functions"]["on_table_change"]["layers"] == [LAYER]
+    assert "layers" not in stage["lambda_functions"]["api_handler"]
+    glue = session.client("glue")
+    tables = {t["Name"] for t in glue.get_tables(DatabaseName="shop_db")["TableList"]}
+    assert {"user", "product", "user_favorite_products"} <= tables
+    workgroup = session.client("athena").get_work_group(WorkGroup="ocg-shop")["WorkGroup"]
+    output = workgroup["Configuration"]["ResultConfiguration"]["OutputLocation"]
+    assert output == "s3://ocg-shop-athena-123456789012/results/"
+    (tls_only,) = cloudformation_world.bucket_policies["ocg-shop-123456789012"]["Statement"]
+    assert tls_only["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_prepare_twice_changes_nothing(session: Any, config_file: Path) -> None:
+    prepare_stage(session, STAGE, config_file=config_file, stream_layer=LAYER)
+    first = config_file.read_text()
+
+    prepare_stage(session, STAGE, config_file=config_file, stream_layer=LAYER)
+
+    assert config_file.read_text() == first
+    stacks = session.client("cloudformation").describe_stacks(StackName="ocg-shop-dev")
+    assert stacks["Stacks"][0]["StackStatus"] in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
+
+
+def test_a_built_layer_is_published_once_per_content(
+    session: Any, config_file: Path, tmp_path: Path
+) -> None:
+    layer = tmp_path / "pyarrow-layer.zip"
+    with zipfile.ZipFile(layer, "w") as archive:
+        archive.writestr("python/pyarrow/__init__.py", "")
+
+    prepare_stage(session, STAGE, config_file=config_file, stream_layer=layer)
+    first = read_config(config_file)["stages"][STAGE]["lambda_functions"]["on_table_change"]
+    prepare_stage(session, STAGE, config_file=config_file, stream_layer=layer)
+    again = read_config(config_file)["stages"][STAGE]["lambda_functions"]["on_table_change"]
+
+    (published,) = session.client("lambda").list_layer_versions(LayerName="ocg-shop-dev-pyarrow")[
+        "LayerVersions"
+    ]
+    assert first["layers"] == again["layers"] == [published["LayerVersionArn"]]
+    assert hashlib.sha256(layer.read_bytes()).hexdigest() in published["Description"]
+
+
+def test_finish_before_chalice_deploy_says_what_to_run(session: Any, config_file: Path) -> None:
+    prepare_stage(session, STAGE, config_file=config_file, stream_layer=LAYER)
+
+    with pytest.raises(DeployError, match="run chalice deploy --stage dev first"):
+        finish_stage(session, STAGE, config_file=config_file)
+
+
+def chalice_deploy(session: Any, config_file: Path) -> None:
+    """What ``chalice deploy`` does that ``finish`` builds on, recorded as Chalice records
+    it in ``.chalice/deployed/<stage>.json``: the API, and a mapping per event source
+    (moto cannot import Chalice's Swagger 2.0 API; FIELD-NOTES, moto)."""
+    stage = read_config(config_file)["stages"][STAGE]
+    variables = stage["environment_variables"]
+    functions = session.client("lambda")
+    resources: list[dict[str, Any]] = [
+        {
+            "name": "rest_api",
+            "resource_type": "rest_api",
+            "rest_api_id": "abc123defg",
+            "rest_api_url": f"https://abc123defg.execute-api.{REGION}.amazonaws.com/api/",
+        }
+    ]
+    sources = [
+        ("on_table_change", "dynamodb", variables["OCG_TABLE_STREAM_ARN"]),
+        ("on_cascade_message", "sqs", variables["OCG_CASCADE_QUEUE_ARN"]),
+        ("on_deletion_message", "sqs", variables["OCG_DELETION_QUEUE_ARN"]),
+    ]
+    for name, kind, source_arn in sources:
+        function = functions.create_function(
+            FunctionName=f"ocg-{STAGE}-{name}",
+            Runtime="python3.11",
+            Role=stage["lambda_functions"][name]["iam_role_arn"],
+            Handler=f"app.{name}",
+            Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18},
+        )
+        extra = {"StartingPosition": "TRIM_HORIZON"} if kind == "dynamodb" else {}
+        mapping = functions.create_event_source_mapping(
+            EventSourceArn=source_arn, FunctionName=function["FunctionArn"], **extra
+        )
+        resources.append(
+            {
+                "name": f"{name}-{kind}-event-source",
+                "resource_type": f"{kind}_event",
+                "event_uuid": mapping["UUID"],
+                "lambda_arn": function["FunctionArn"],
+            }
+        )
+    deployed = config_file.parent / "deployed"
+    deployed.mkdir()
+    (deployed / f"{STAGE}.json").write_text(json.dumps({"resources": resources}))
+
+
+def test_finish_sets_what_chalice_cannot_and_gives_the_api_a_key(
+    session: Any, config_file: Path
+) -> None:
+    prepared = prepare_stage(session, STAGE, config_file=config_file, stream_layer=LAYER)
+    chalice_deploy(session, config_file)
+
+    finished = finish_stage(session, STAGE, config_file=config_file)
+
+    functions = session.client("lambda")
+    mappings = {
+        m["FunctionArn"].rsplit(":", 1)[-1]: m
+        for m in functions.list_event_source_mappings()["EventSourceMappings"]
+    }
+    stream = mappings[f"ocg-{STAGE}-on_table_change"]
+    assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert stream["BisectBatchOnFunctionError"] is True
+    assert stream["MaximumRetryAttempts"] == 5
+    failures = prepared.outputs["StreamFailuresArn"]
+    assert stream["DestinationConfig"] == {"OnFailure": {"Destination": failures}}
+    for queue_listener in ("on_cascade_message", "on_deletion_message"):
+        mapping = mappings[f"ocg-{STAGE}-{queue_listener}"]
+        assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    gateway = session.client("apigateway")
+    (plan,) = gateway.get_usage_plans(keyId=finished.api_key_id)["items"]
+    assert plan["apiStages"] == [{"apiId": "abc123defg", "stage": "api"}]
+    assert plan["throttle"] == {"rateLimit": 50.0, "burstLimit": 100}
+    assert finished.api.url.endswith("/api/")
+
+
+def stream_event(session: Any, stream_arn: str) -> dict[str, Any]:
+    """Every record of the table's stream so far, as Lambda delivers a batch."""
+    streams = session.client("dynamodbstreams")
+    records = []
+    for shard in streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(
+            StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        for record in streams.get_records(ShardIterator=iterator)["Records"]:
+            dynamodb = dict(record["dynamodb"])
+            dynamodb["ApproximateCreationDateTime"] = int(
+                dynamodb["ApproximateCreationDateTime"].timestamp()
+            )
+            records.append({**record, "eventSourceARN": stream_arn, "dynamodb": dynamodb})
+    return {"Records": records}
+
+
+@pytest.fixture
+def deployed_app(session: Any, config_file: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """``app.py`` as Lambda runs it on the prepared stage: with the config's variables."""
+    prepare_stage(session, STAGE, config_file=config_file, stream_layer=LAYER)
+    for name, value in stage_environment(read_config(config_file), STAGE).items():
+        monkeypatch.setenv(name, value)
+    sys.modules.pop("app", None)
+    module = importlib.import_module("app")
+    yield module
+    sys.modules.pop("app", None)
+
+
+def test_the_handlers_run_on_the_prepared_stage_with_its_config_alone(
+    session: Any, deployed_app: Any
+) -> None:
+    client = Client(deployed_app.app, stage_name=STAGE, project_dir=str(ROOT))
+    settings = deployed_app.services.settings
+
+    def graphql(query: str) -> dict[str, Any]:
+        response = client.http.post(
+            "/graphql",
+            headers={"content-type": "application/json"},
+            body=json.dumps({"query": query}),
+        )
+        result: dict[str, Any] = json.loads(response.body)
+        assert "errors" not in result, result
+        data: dict[str, Any] = result["data"]
+        return data
+
+    created = graphql(
+        'mutation { createUser(input: {name: "Ada", email: "ada@example.com"}) { id createdAt } }'
+    )["createUser"]
+    response = client.lambda_.invoke(
+        "on_table_change", stream_event(session, settings.table_stream_arn)
+    )
+    assert response.payload == {"batchItemFailures": []}
+    year, month, day = created["createdAt"][:10].split("-")
+    key = f"tables/user/year={year}/month={month}/day={day}/{created['id']}.parquet"
+    body = session.client("s3").get_object(Bucket=settings.lake_bucket, Key=key)["Body"].read()
+    assert pq.read_table(io.BytesIO(body)).to_pylist()[0]["name"] == "Ada"
+
+    task_id = graphql('mutation { triggerTaskUsersByCity(city: "Paris") { taskId } }')[
+        "triggerTaskUsersByCity"
+    ]["taskId"]
+    event = json.loads((ROOT / "tests" / "events" / "athena_succeeded.json").read_text())
+    event["detail"]["queryExecutionId"] = task_id
+    event["detail"]["workgroupName"] = settings.athena_workgroup
+    client.lambda_.invoke("on_athena_state_change", event)
+    item = (
+        session.resource("dynamodb")
+        .Table(settings.table_name)
+        .get_item(Key=task_item_keys(task_id))["Item"]
+    )
+    assert item["taskStatus"] == "SUCCEEDED"
+    status = graphql(f'{{ taskResultUsersByCity(taskId: "{task_id}") {{ taskStatus }} }}')
+    assert status == {"taskResultUsersByCity": {"taskStatus": "SUCCEEDED"}}
