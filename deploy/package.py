@@ -130,7 +130,7 @@ def package_stage(
     with tempfile.TemporaryDirectory(prefix="ocg-project-") as project:
         merge_file = Path(project) / "merge.json"
         merge_file.write_text(json.dumps(merge))
-        _copy_project(Path(project) / "project")
+        copy_project(Path(project) / "project")
         result = subprocess.run(
             [
                 str(Path(sys.executable).with_name("chalice")),
@@ -161,7 +161,7 @@ def package_stage(
     return [*problems, *validate_packaged(template, region)]
 
 
-def _copy_project(destination: Path) -> None:
+def copy_project(destination: Path) -> None:
     """The files git tracks or would track (so nothing ignored, such as Chalice's cache
     or the virtualenv), symlinks kept as links, as a fresh clone would have them."""
     command = ["git", "-C", str(PROJECT_ROOT), "ls-files", "-z", "--cached", "--others"]

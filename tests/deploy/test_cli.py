@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from chalicelib.settings import SettingsError
 from deploy.__main__ import main
+from deploy.package import copy_project
 from deploy.stage import stage_settings
+from tests.conftest import ROOT
 
 
 def test_the_template_of_a_stage_is_printed(
@@ -64,3 +69,50 @@ def test_the_stage_overrides_the_global_variables(
     assert settings.lake_bucket == "ocg-store-210987654321"
     with pytest.raises(SettingsError, match="no stage 'dev'"):
         stage_settings("dev", config)
+
+
+PREPARE_AND_FINISH = """
+from moto import mock_aws
+import tests.deploy.cloudformation_world
+from deploy.__main__ import main
+from deploy.package import copy_project
+with mock_aws():
+    print("prepare", main(["prepare", "--stage", "dev", "--pyarrow-layer", "%s"]))
+    print("finish", main(["finish", "--stage", "dev"]))
+"""
+
+
+def test_prepare_then_finish_before_chalice_deploy_on_a_copy_of_the_project(
+    tmp_path: Path,
+) -> None:
+    """The commands as a user runs them, in a project of their own (so the config they
+    rewrite is the copy's)."""
+    copy_project(tmp_path)
+    layer = "arn:aws:lambda:eu-west-1:111111111111:layer:pyarrow:1"
+    environment = {
+        **os.environ,
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+
+    result = subprocess.run(
+        [sys.executable, "-c", PREPARE_AND_FINISH % layer],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "stack ocg-shop-dev is ready in account 123456789012" in result.stdout
+    assert "prepare 0" in result.stdout and "finish 2" in result.stdout
+    assert "run chalice deploy --stage dev first" in result.stderr
+    stage = json.loads((tmp_path / ".chalice" / "config.json").read_text())["stages"]["dev"]
+    assert stage["lambda_functions"]["on_table_change"]["layers"] == [layer]
+    assert stage["environment_variables"]["OCG_TABLE_STREAM_ARN"].startswith(
+        "arn:aws:dynamodb:eu-west-1:123456789012:table/OCG-shop/stream/"
+    )
+    untouched = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]["dev"]
+    assert "lambda_functions" not in untouched
