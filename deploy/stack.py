@@ -319,5 +319,5 @@ def region(session: Any) -> str:
     """The session's region, which the stack, the stage and the layer are made for."""
     region: str | None = session.region_name
     if not region:
-        raise DeployError("no AWS region: set AWS_REGION or AWS_DEFAULT_REGION, or a profile's")
+        raise DeployError("no AWS region: set AWS_DEFAULT_REGION, or a region in your AWS profile")
     return region
