@@ -116,3 +116,7 @@ def _run(arguments: argparse.Namespace) -> int:
     template = resources_template(settings, model, bytes_scanned_cutoff=cutoff)
     print(json.dumps(template, indent=2))
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

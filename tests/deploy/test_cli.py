@@ -116,3 +116,30 @@ def test_prepare_then_finish_before_chalice_deploy_on_a_copy_of_the_project(
     )
     untouched = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]["dev"]
     assert "lambda_functions" not in untouched
+
+
+def test_python_dash_m_deploy_runs_the_command_and_reports_its_status() -> None:
+    environment = {**os.environ, "AWS_DEFAULT_REGION": "eu-west-1"}
+    command = [sys.executable, "-m", "deploy"]
+
+    printed = subprocess.run(
+        [*command, "resources", "--stage", "dev"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    refused = subprocess.run(
+        [*command, "resources", "--stage", "local"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert printed.returncode == 0, printed.stderr
+    assert json.loads(printed.stdout)["Resources"]["Table"]["Type"] == "AWS::DynamoDB::Table"
+    assert refused.returncode == 2
+    assert "nothing to deploy" in refused.stderr
