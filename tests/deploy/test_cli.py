@@ -71,6 +71,19 @@ def test_the_stage_overrides_the_global_variables(
         stage_settings("dev", config)
 
 
+def python(
+    arguments: list[str], cwd: Path, environment: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *arguments],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 PREPARE_AND_FINISH = """
 from moto import mock_aws
 import tests.deploy.cloudformation_world
@@ -96,14 +109,7 @@ def test_prepare_then_finish_before_chalice_deploy_on_a_copy_of_the_project(
         "AWS_SECRET_ACCESS_KEY": "testing",
     }
 
-    result = subprocess.run(
-        [sys.executable, "-c", PREPARE_AND_FINISH % layer],
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = python(["-c", PREPARE_AND_FINISH % layer], tmp_path, environment)
 
     assert result.returncode == 0, result.stderr
     assert "stack ocg-shop-dev is ready in account 123456789012" in result.stdout
@@ -120,24 +126,9 @@ def test_prepare_then_finish_before_chalice_deploy_on_a_copy_of_the_project(
 
 def test_python_dash_m_deploy_runs_the_command_and_reports_its_status() -> None:
     environment = {**os.environ, "AWS_DEFAULT_REGION": "eu-west-1"}
-    command = [sys.executable, "-m", "deploy"]
 
-    printed = subprocess.run(
-        [*command, "resources", "--stage", "dev"],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    refused = subprocess.run(
-        [*command, "resources", "--stage", "local"],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    printed = python(["-m", "deploy", "resources", "--stage", "dev"], ROOT, environment)
+    refused = python(["-m", "deploy", "resources", "--stage", "local"], ROOT, environment)
 
     assert printed.returncode == 0, printed.stderr
     assert json.loads(printed.stdout)["Resources"]["Table"]["Type"] == "AWS::DynamoDB::Table"
