@@ -48,6 +48,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             default=DEFAULT_BYTES_SCANNED_CUTOFF,
             help="Athena's per-query scan limit in bytes (default: 10 GiB)",
         )
+        if command in ("prepare", "finish"):
+            sub.add_argument(
+                "--template-bucket",
+                metavar="BUCKET",
+                help="a bucket of yours for a stack template over CloudFormation's inline "
+                "limit (51,200 bytes; a schema with many types)",
+            )
         if command in ("package", "prepare"):
             sub.add_argument(
                 "--pyarrow-layer",
@@ -78,7 +85,11 @@ def _run(arguments: argparse.Namespace) -> int:
             if isinstance(layer, Path):  # built into --out, to be published
                 layer = arguments.out / layer
             prepared = prepare_stage(
-                session, stage, stream_layer=layer, bytes_scanned_cutoff=cutoff
+                session,
+                stage,
+                stream_layer=layer,
+                bytes_scanned_cutoff=cutoff,
+                template_bucket=arguments.template_bucket,
             )
             print(
                 f"stack {prepared.stack} is ready in account {prepared.account_id}; "
@@ -86,7 +97,12 @@ def _run(arguments: argparse.Namespace) -> int:
                 f"next: chalice deploy --stage {stage} && python -m deploy finish --stage {stage}"
             )
         else:
-            finished = finish_stage(session, stage, bytes_scanned_cutoff=cutoff)
+            finished = finish_stage(
+                session,
+                stage,
+                bytes_scanned_cutoff=cutoff,
+                template_bucket=arguments.template_bucket,
+            )
             print(
                 f"event sources set: {', '.join(finished.event_sources)}\n"
                 f"GraphQL endpoint: {finished.api.url.rstrip('/')}/graphql\n"

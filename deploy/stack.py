@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, WaiterError
 from chalice.app import Chalice
 from chalice.utils import to_cfn_resource_name
 
@@ -57,6 +57,7 @@ OUTPUT_VARIABLES = {
     "DeletionQueueUrl": "OCG_DELETION_QUEUE_URL",
 }
 _FAILED_STATES = ("FAILED", "ROLLBACK")
+INLINE_TEMPLATE_LIMIT = 51_200
 
 
 class DeployError(RuntimeError):
@@ -105,10 +106,31 @@ def stack_template(
     return template
 
 
-def apply_stack(cloudformation: Any, name: str, template: Mapping[str, Any]) -> dict[str, str]:
-    """Create the stack or update it to ``template``, wait for it, and return its outputs."""
-    body = json.dumps(template)
-    arguments = {"StackName": name, "TemplateBody": body, "Capabilities": ["CAPABILITY_IAM"]}
+def apply_stack(
+    session: Any, name: str, template: Mapping[str, Any], *, template_bucket: str | None = None
+) -> dict[str, str]:
+    """Create the stack or update it to ``template``, wait for it, and return its outputs.
+
+    CloudFormation takes a template of at most 51,200 bytes inline; a larger one (a
+    schema with many types) goes through ``template_bucket``, a bucket of the user's,
+    since the stack's own buckets may not exist yet."""
+    cloudformation = session.client("cloudformation")
+    body = json.dumps(template, separators=(",", ":"))
+    arguments: dict[str, Any] = {"StackName": name, "Capabilities": ["CAPABILITY_IAM"]}
+    if len(body.encode()) <= INLINE_TEMPLATE_LIMIT:
+        arguments["TemplateBody"] = body
+    elif template_bucket is None:
+        raise DeployError(
+            f"the stack's template is {len(body.encode()):,} bytes, over CloudFormation's "
+            f"inline limit of {INLINE_TEMPLATE_LIMIT:,}: pass --template-bucket <a bucket of yours>"
+        )
+    else:
+        key = f"ocg/{name}/template-{hashlib.sha256(body.encode()).hexdigest()}.json"
+        s3 = session.client("s3")
+        s3.put_object(Bucket=template_bucket, Key=key, Body=body.encode())
+        arguments["TemplateURL"] = s3.generate_presigned_url(
+            "get_object", Params={"Bucket": template_bucket, "Key": key}, ExpiresIn=3600
+        )
     try:
         cloudformation.describe_stacks(StackName=name)
         exists = True
@@ -129,6 +151,8 @@ def apply_stack(cloudformation: Any, name: str, template: Mapping[str, Any]) -> 
     except ClientError as error:
         if "No updates are to be performed" not in str(error):
             raise DeployError(f"stack {name}: {error}") from error
+    except WaiterError:
+        pass  # the stack failed: its state and first failure are reported below
     (stack,) = cloudformation.describe_stacks(StackName=name)["Stacks"]
     if any(state in stack["StackStatus"] for state in _FAILED_STATES):
         raise DeployError(
@@ -224,6 +248,7 @@ def prepare_stage(
     config_file: Path = CHALICE_CONFIG,
     stream_layer: str | Path,
     bytes_scanned_cutoff: int = DEFAULT_BYTES_SCANNED_CUTOFF,
+    template_bucket: str | None = None,
 ) -> PreparedStage:
     """Step 1: the stack, then the stage's config pointed at it.
 
@@ -240,7 +265,7 @@ def prepare_stage(
     model = load_schema(settings.schema_file, check_sql=True)
     name = stack_name(settings)
     template = stack_template(settings, model, bytes_scanned_cutoff=bytes_scanned_cutoff)
-    outputs = apply_stack(session.client("cloudformation"), name, template)
+    outputs = apply_stack(session, name, template, template_bucket=template_bucket)
     names = function_names(stage_app(stage, config_file, **region_variables))
     if isinstance(stream_layer, Path):
         stream_layer = publish_layer(session, settings, stream_layer)
@@ -271,6 +296,7 @@ def finish_stage(
     *,
     config_file: Path = CHALICE_CONFIG,
     bytes_scanned_cutoff: int = DEFAULT_BYTES_SCANNED_CUTOFF,
+    template_bucket: str | None = None,
 ) -> FinishedStage:
     """Step 3, after ``chalice deploy``: the usage plan for its API, and the mappings'
     settings."""
@@ -282,7 +308,7 @@ def finish_stage(
     model = load_schema(settings.schema_file, check_sql=True)
     name = stack_name(settings)
     template = stack_template(settings, model, api=api, bytes_scanned_cutoff=bytes_scanned_cutoff)
-    outputs = apply_stack(session.client("cloudformation"), name, template)
+    outputs = apply_stack(session, name, template, template_bucket=template_bucket)
     tuned = tune_event_sources(session.client("lambda"), deployed, outputs["StreamFailuresArn"])
     return FinishedStage(api, outputs["ApiKeyId"], tuned)
 

@@ -22,7 +22,13 @@ from chalice.test import Client
 from moto import mock_aws
 
 from chalicelib.keys import task_item_keys
-from deploy.stack import DeployError, finish_stage, prepare_stage
+from deploy.stack import (
+    INLINE_TEMPLATE_LIMIT,
+    DeployError,
+    apply_stack,
+    finish_stage,
+    prepare_stage,
+)
 from deploy.stage import read_config, stage_environment
 from tests.conftest import ROOT
 from tests.deploy import cloudformation_world  # registers the types moto's CloudFormation skips
@@ -279,3 +285,29 @@ def test_the_handlers_run_on_the_prepared_stage_with_its_config_alone(
     assert item["taskStatus"] == "SUCCEEDED"
     status = graphql(f'{{ taskResultUsersByCity(taskId: "{task_id}") {{ taskStatus }} }}')
     assert status == {"taskResultUsersByCity": {"taskStatus": "SUCCEEDED"}}
+
+
+LARGE_TEMPLATE = {
+    "Resources": {
+        "Queue": {
+            "Type": "AWS::SQS::Queue",
+            "Metadata": {"padding": "x" * INLINE_TEMPLATE_LIMIT},
+            "Properties": {"QueueName": "large"},
+        }
+    },
+    "Outputs": {"QueueArn": {"Value": {"Fn::GetAtt": ["Queue", "Arn"]}}},
+}
+
+
+def test_a_template_over_the_inline_limit_needs_a_bucket_and_goes_through_it(
+    session: Any,
+) -> None:
+    with pytest.raises(DeployError, match="pass --template-bucket"):
+        apply_stack(session, "large", LARGE_TEMPLATE)
+    session.client("s3").create_bucket(Bucket="my-templates")
+
+    outputs = apply_stack(session, "large", LARGE_TEMPLATE, template_bucket="my-templates")
+
+    assert outputs == {"QueueArn": "arn:aws:sqs:us-east-1:123456789012:large"}
+    (stored,) = session.client("s3").list_objects_v2(Bucket="my-templates")["Contents"]
+    assert stored["Key"].startswith("ocg/large/template-")
