@@ -44,6 +44,7 @@ from chalicelib.settings import PROJECT_ROOT
 
 LAYER_REQUIREMENTS = PROJECT_ROOT / "requirements-layer.txt"
 BUILT_LAYER = "pyarrow-layer.zip"
+LAYER_SUFFIX = "pyarrow"  # the deployed layer: ocg-<project>-<stage>-pyarrow
 # Chalice builds for the local Python and, unless a function says otherwise, x86_64.
 ARCHITECTURE = "x86_64"
 MANAGED_LAYERS = Path(__file__).with_name("managed_layers.json")

@@ -22,7 +22,7 @@ from chalice.utils import to_cfn_resource_name
 from chalicelib.schema.model import SchemaModel
 from chalicelib.settings import Settings
 from deploy.event_sources import queue_settings, stream_settings
-from deploy.layer import ARCHITECTURE, runtime_python_version
+from deploy.layer import ARCHITECTURE, LAYER_SUFFIX, runtime_python_version
 from deploy.policies import STREAM_FUNCTION, function_policies, function_role
 from deploy.resources import (
     CASCADE_QUEUE,
@@ -31,6 +31,7 @@ from deploy.resources import (
     STREAM_FAILURES,
     TABLE,
     resources_template,
+    stage_resource_name,
     usage_plan,
 )
 
@@ -95,7 +96,7 @@ def _built_layer(settings: Settings, zip_path: Path) -> dict[str, Any]:
     return {
         "Type": "AWS::Serverless::LayerVersion",
         "Properties": {
-            "LayerName": f"ocg-{settings.project}-{settings.stage}-pyarrow",
+            "LayerName": stage_resource_name(settings, LAYER_SUFFIX),
             "Description": "pyarrow for the stream function (requirements-layer.txt)",
             "ContentUri": f"./{zip_path.as_posix()}",
             "CompatibleRuntimes": [f"python{runtime_python_version()}"],

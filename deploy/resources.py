@@ -229,13 +229,19 @@ def _outputs() -> dict[str, Any]:
     }
 
 
+def stage_resource_name(settings: Settings, suffix: str = "") -> str:
+    """``ocg-<project>-<stage>[-suffix]``: what the deployment names per stage (the stack,
+    the usage plan and key, the pyarrow layer)."""
+    return f"ocg-{settings.project}-{settings.stage}" + (f"-{suffix}" if suffix else "")
+
+
 def usage_plan(settings: Settings, rest_api_id: Any, api_stage: Any) -> dict[str, Any]:
     """An API key and the usage plan that admits it to the API's stage, throttled (the
     API and its stage by name, or by reference in a template).
 
     API Gateway refuses a request to a method that requires a key unless the key belongs
     to a usage plan of that stage."""
-    name = f"ocg-{settings.project}-{settings.stage}"
+    name = stage_resource_name(settings)
     return {
         USAGE_PLAN: {
             "Type": "AWS::ApiGateway::UsagePlan",

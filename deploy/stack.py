@@ -32,9 +32,15 @@ from chalicelib.schema import load_schema
 from chalicelib.schema.model import SchemaModel
 from chalicelib.settings import Settings
 from deploy.event_sources import queue_settings, stream_settings
-from deploy.layer import ARCHITECTURE, runtime_python_version
+from deploy.layer import ARCHITECTURE, LAYER_SUFFIX, runtime_python_version
 from deploy.policies import API_FUNCTION, STREAM_FUNCTION, function_policies, function_role
-from deploy.resources import API_KEY, DEFAULT_BYTES_SCANNED_CUTOFF, resources_template, usage_plan
+from deploy.resources import (
+    API_KEY,
+    DEFAULT_BYTES_SCANNED_CUTOFF,
+    resources_template,
+    stage_resource_name,
+    usage_plan,
+)
 from deploy.stage import (
     CHALICE_CONFIG,
     api_stage,
@@ -74,7 +80,7 @@ class DeployedApi:
 
 
 def stack_name(settings: Settings) -> str:
-    return f"ocg-{settings.project}-{settings.stage}"
+    return stage_resource_name(settings)
 
 
 def function_names(app: Chalice) -> dict[str, str]:
@@ -227,9 +233,22 @@ def tune_event_sources(
 
 
 def read_deployed(project_dir: Path, stage: str) -> dict[str, Any]:
-    record = project_dir / ".chalice" / "deployed" / f"{stage}.json"
-    if not record.is_file():
+    """What ``chalice deploy`` recorded of the stage."""
+    deployed = _read_deployed_if_any(project_dir, stage)
+    if deployed is None:
+        record = _deployed_record(project_dir, stage)
         raise DeployError(f"{record} not found: run chalice deploy --stage {stage} first")
+    return deployed
+
+
+def _deployed_record(project_dir: Path, stage: str) -> Path:
+    return project_dir / ".chalice" / "deployed" / f"{stage}.json"
+
+
+def _read_deployed_if_any(project_dir: Path, stage: str) -> dict[str, Any] | None:
+    record = _deployed_record(project_dir, stage)
+    if not record.is_file():
+        return None
     deployed: dict[str, Any] = json.loads(record.read_text())
     return deployed
 
@@ -253,7 +272,9 @@ def prepare_stage(
     """Step 1: the stack, then the stage's config pointed at it.
 
     The account is the caller's: the names derived from it (the buckets) must be the
-    ones created in it. ``stream_layer`` is a layer ARN, or a built layer zip to publish."""
+    ones created in it. ``stream_layer`` is a layer ARN, or a built layer zip to publish.
+    Once the stage has been deployed, its API's usage plan and key stay in the stack (an
+    update without them would delete the key its clients use)."""
     aws_region = region(session)
     account_id = session.client("sts").get_caller_identity()["Account"]
     config = read_config(config_file)
@@ -264,7 +285,9 @@ def prepare_stage(
     settings = stage_settings(stage, config_file, {**os.environ, **region_variables})
     model = load_schema(settings.schema_file, check_sql=True)
     name = stack_name(settings)
-    template = stack_template(settings, model, bytes_scanned_cutoff=bytes_scanned_cutoff)
+    deployed = _read_deployed_if_any(config_file.parent.parent, stage)
+    api = deployed_api(deployed, api_stage(config, stage)) if deployed else None
+    template = stack_template(settings, model, api=api, bytes_scanned_cutoff=bytes_scanned_cutoff)
     outputs = apply_stack(session, name, template, template_bucket=template_bucket)
     names = function_names(stage_app(stage, config_file, **region_variables))
     if isinstance(stream_layer, Path):
@@ -321,7 +344,7 @@ def publish_layer(session: Any, settings: Settings, zip_path: Path) -> str:
     bucket (a direct upload is limited to 50 MB), where it expires with the results."""
     body = zip_path.read_bytes()
     digest = hashlib.sha256(body).hexdigest()
-    name = f"ocg-{settings.project}-{settings.stage}-pyarrow"
+    name = stage_resource_name(settings, LAYER_SUFFIX)
     functions = session.client("lambda")
     for page in functions.get_paginator("list_layer_versions").paginate(LayerName=name):
         for version in page["LayerVersions"]:

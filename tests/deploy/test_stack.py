@@ -311,3 +311,17 @@ def test_a_template_over_the_inline_limit_needs_a_bucket_and_goes_through_it(
     assert outputs == {"QueueArn": "arn:aws:sqs:us-east-1:123456789012:large"}
     (stored,) = session.client("s3").list_objects_v2(Bucket="my-templates")["Contents"]
     assert stored["Key"].startswith("ocg/large/template-")
+
+
+def test_prepare_after_finish_keeps_the_api_key_its_clients_use(
+    session: Any, config_file: Path
+) -> None:
+    prepare_stage(session, STAGE, config_file=config_file, stream_layer=LAYER)
+    chalice_deploy(session, config_file)
+    finished = finish_stage(session, STAGE, config_file=config_file)
+
+    prepared = prepare_stage(session, STAGE, config_file=config_file, stream_layer=LAYER)
+
+    assert prepared.outputs["ApiKeyId"] == finished.api_key_id
+    plans = session.client("apigateway").get_usage_plans(keyId=finished.api_key_id)["items"]
+    assert [plan["apiStages"] for plan in plans] == [[{"apiId": "abc123defg", "stage": "api"}]]
