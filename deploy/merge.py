@@ -19,6 +19,7 @@ from typing import Any
 from chalice.app import Chalice, DynamoDBEventConfig, SQSEventConfig
 from chalice.utils import to_cfn_resource_name
 
+from chalicelib.queues import FUNCTION_TIMEOUT_SECONDS
 from chalicelib.schema.model import SchemaModel
 from chalicelib.settings import Settings
 from deploy.event_sources import queue_settings, stream_settings
@@ -61,6 +62,7 @@ def merge_template(
     }
     for source in app.event_sources:
         function = to_cfn_resource_name(source.name)
+        function_properties: dict[str, Any] = {}
         if isinstance(source, DynamoDBEventConfig):
             event = to_cfn_resource_name(f"{source.name}-dynamodb-event-source")
             properties = {
@@ -75,9 +77,12 @@ def merge_template(
                 )
             event = to_cfn_resource_name(f"{source.name}-sqs-event-source")
             properties = {"Queue": {"Fn::GetAtt": [queue, "Arn"]}, **queue_settings()}
+            # The queue's visibility timeout is six times this (chalicelib.queues).
+            function_properties["Timeout"] = FUNCTION_TIMEOUT_SECONDS
         else:
             continue
-        resources[function] = {"Properties": {"Events": {event: {"Properties": properties}}}}
+        function_properties["Events"] = {event: {"Properties": properties}}
+        resources[function] = {"Properties": function_properties}
     for function, statements in function_policies(settings).items():
         resources[f"{function}Role"] = function_role(settings, statements)
         resources.setdefault(function, {}).setdefault("Properties", {})["Role"] = {

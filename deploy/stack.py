@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError, WaiterError
-from chalice.app import Chalice
+from chalice.app import Chalice, SQSEventConfig
 from chalice.utils import to_cfn_resource_name
 
+from chalicelib.queues import FUNCTION_TIMEOUT_SECONDS
 from chalicelib.schema import load_schema
 from chalicelib.schema.model import SchemaModel
 from chalicelib.settings import Settings
@@ -81,6 +82,11 @@ class DeployedApi:
 
 def stack_name(settings: Settings) -> str:
     return stage_resource_name(settings)
+
+
+def queue_listeners(app: Chalice) -> list[str]:
+    """The functions fed by a queue, whose timeout its visibility timeout is made for."""
+    return [source.name for source in app.event_sources if isinstance(source, SQSEventConfig)]
 
 
 def function_names(app: Chalice) -> dict[str, str]:
@@ -182,6 +188,7 @@ def configure_stage(
     account_id: str,
     outputs: Mapping[str, str],
     names: Mapping[str, str],
+    listeners: list[str],
     stream_layer: str,
 ) -> dict[str, Any]:
     """The Chalice config with the stage pointed at the stack's resources and roles."""
@@ -201,6 +208,8 @@ def configure_stage(
             raise DeployError(f"the stack has no role for {name} ({logical_id})")
         functions.setdefault(name, {})["iam_role_arn"] = role
     functions[names[STREAM_FUNCTION]]["layers"] = [stream_layer]
+    for listener in listeners:  # chalicelib.queues: six times this is the visibility
+        functions[listener]["lambda_timeout"] = FUNCTION_TIMEOUT_SECONDS
     return updated
 
 
@@ -289,7 +298,7 @@ def prepare_stage(
     api = deployed_api(deployed, api_stage(config, stage)) if deployed else None
     template = stack_template(settings, model, api=api, bytes_scanned_cutoff=bytes_scanned_cutoff)
     outputs = apply_stack(session, name, template, template_bucket=template_bucket)
-    names = function_names(stage_app(stage, config_file, **region_variables))
+    app = stage_app(stage, config_file, **region_variables)
     if isinstance(stream_layer, Path):
         stream_layer = publish_layer(session, settings, stream_layer)
     write_config(
@@ -298,7 +307,8 @@ def prepare_stage(
             stage,
             account_id=account_id,
             outputs=outputs,
-            names=names,
+            names=function_names(app),
+            listeners=queue_listeners(app),
             stream_layer=stream_layer,
         ),
         config_file,

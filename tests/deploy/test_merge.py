@@ -99,6 +99,21 @@ def test_each_queue_listener_reads_the_created_queue_and_reports_failures(
     assert source["Queue"] == {"Fn::GetAtt": [queue, "Arn"]}
     assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert packaged["Resources"][queue]["Type"] == "AWS::SQS::Queue"
+    timeout = packaged["Resources"][function]["Properties"]["Timeout"]
+    assert packaged["Resources"][queue]["Properties"]["VisibilityTimeout"] >= 6 * timeout
+
+
+def test_the_api_and_the_stream_functions_get_the_memory_the_config_gives_them(
+    packaged: dict[str, Any],
+) -> None:
+    memory = {
+        name: resource["Properties"]["MemorySize"]
+        for name, resource in packaged["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+
+    assert memory["APIHandler"] == memory["OnTableChange"] == 512
+    assert memory["OnCascadeMessage"] == 128  # Chalice's default
 
 
 FUNCTIONS = ("APIHandler", "OnTableChange", "OnCascadeMessage", "OnDeletionMessage")

@@ -22,6 +22,7 @@ from chalice.test import Client
 from moto import mock_aws
 
 from chalicelib.keys import task_item_keys
+from chalicelib.queues import FUNCTION_TIMEOUT_SECONDS
 from deploy.stack import (
     INLINE_TEMPLATE_LIMIT,
     DeployError,
@@ -91,6 +92,8 @@ def test_prepare_creates_the_stack_and_points_the_stage_at_it(
         assert role["Arn"] == function["iam_role_arn"], name
     assert stage["lambda_functions"]["on_table_change"]["layers"] == [LAYER]
     assert "layers" not in stage["lambda_functions"]["api_handler"]
+    for listener in ("on_cascade_message", "on_deletion_message"):
+        assert stage["lambda_functions"][listener]["lambda_timeout"] == FUNCTION_TIMEOUT_SECONDS
     glue = session.client("glue")
     tables = {t["Name"] for t in glue.get_tables(DatabaseName="shop_db")["TableList"]}
     assert {"user", "product", "user_favorite_products"} <= tables
