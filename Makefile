@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
 
-.PHONY: install run test lint types check bench deploy package deploy-check clean
+.PHONY: install run test lint types check bench deploy package clean
 
 install: $(VENV)/.installed
 
@@ -47,10 +47,6 @@ deploy: install
 ## Path (a): one SAM template with everything in out/, for `aws cloudformation deploy`.
 package: install
 	$(BIN)/python -m deploy package --stage $(STAGE) --out out
-
-## What CI checks of a deployed stage: package it, lint it before and after the SAM transform, sizes.
-deploy-check: install
-	$(BIN)/python -m deploy check --stage $(STAGE)
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache

@@ -46,7 +46,7 @@ from chalicelib.settings import PROJECT_ROOT
 from deploy.layer import BUILD, MIB, Layer, mib, stream_layer, unzipped_size
 from deploy.merge import merge_template
 from deploy.resources import DEFAULT_BYTES_SCANNED_CUTOFF
-from deploy.stage import stage_app, stage_settings
+from deploy.stage import region_variables, stage_app, stage_settings
 from deploy.validate import validate_packaged
 
 GRAPHQL_PACKAGE_LIMIT = 15 * MIB
@@ -111,15 +111,13 @@ def package_stage(
     bytes_scanned_cutoff: int = DEFAULT_BYTES_SCANNED_CUTOFF,
 ) -> list[str]:
     """Package the stage into ``out_dir``, print the figures, return the problems."""
-    environment = dict(os.environ)
-    if not environment.get("AWS_REGION") and not environment.get("AWS_DEFAULT_REGION"):
-        environment["AWS_DEFAULT_REGION"] = DEFAULT_REGION
-    region = environment.get("AWS_REGION") or environment["AWS_DEFAULT_REGION"]
+    region = _packaging_region()
+    environment = {**os.environ, **region_variables(region)}
     out_dir.mkdir(parents=True, exist_ok=True)
     layer = stream_layer(layer_choice, region, out_dir)  # first: an unknown region fails fast
     settings = stage_settings(stage, environ=environment)
     model = load_schema(settings.schema_file, check_sql=True)
-    app = stage_app(stage, AWS_DEFAULT_REGION=region)
+    app = stage_app(stage, extra=region_variables(region))
     merge = merge_template(
         app,
         settings,
@@ -154,11 +152,22 @@ def package_stage(
     counted = [layer.counted] if layer.counted else []
     problems = check_package(out_dir, result.stdout, counted)
     if (out_dir / PACKAGE).is_file():
+        print(f"region: {region}")
         print("\n".join(figures(out_dir, counted)))
         if layer.counted is None:
             print(f"  layer: {layer.reference} (not counted: its size is unknown offline)")
     template = json.loads((out_dir / "sam.json").read_text())
     return [*problems, *validate_packaged(template, region)]
+
+
+def _packaging_region() -> str:
+    """The region the template is for: as boto3 and Chalice find it (``AWS_DEFAULT_REGION``,
+    then the profile), else ``AWS_REGION``, else ``DEFAULT_REGION``, so packaging needs no
+    AWS set-up."""
+    import boto3
+
+    region: str | None = boto3.session.Session().region_name or os.environ.get("AWS_REGION")
+    return region or DEFAULT_REGION
 
 
 def copy_project(destination: Path) -> None:

@@ -46,6 +46,7 @@ from deploy.stage import (
     CHALICE_CONFIG,
     api_stage,
     read_config,
+    region_variables,
     stage_app,
     stage_environment,
     stage_settings,
@@ -290,15 +291,15 @@ def prepare_stage(
     stage_environment(config, stage)  # the stage exists
     config["stages"][stage].setdefault("environment_variables", {})["OCG_ACCOUNT_ID"] = account_id
     write_config(config, config_file)
-    region_variables = {"AWS_DEFAULT_REGION": aws_region}
-    settings = stage_settings(stage, config_file, {**os.environ, **region_variables})
+    variables = region_variables(aws_region)
+    settings = stage_settings(stage, config_file, {**os.environ, **variables})
     model = load_schema(settings.schema_file, check_sql=True)
     name = stack_name(settings)
     deployed = _read_deployed_if_any(config_file.parent.parent, stage)
     api = deployed_api(deployed, api_stage(config, stage)) if deployed else None
     template = stack_template(settings, model, api=api, bytes_scanned_cutoff=bytes_scanned_cutoff)
     outputs = apply_stack(session, name, template, template_bucket=template_bucket)
-    app = stage_app(stage, config_file, **region_variables)
+    app = stage_app(stage, config_file, variables)
     if isinstance(stream_layer, Path):
         stream_layer = publish_layer(session, settings, stream_layer)
     write_config(
@@ -333,8 +334,9 @@ def finish_stage(
 ) -> FinishedStage:
     """Step 3, after ``chalice deploy``: the usage plan for its API, and the mappings'
     settings."""
-    region_variables = {"AWS_DEFAULT_REGION": region(session)}
-    settings = stage_settings(stage, config_file, {**os.environ, **region_variables})
+    settings = stage_settings(
+        stage, config_file, {**os.environ, **region_variables(region(session))}
+    )
     config = read_config(config_file)
     deployed = read_deployed(config_file.parent.parent, stage)
     api = deployed_api(deployed, api_stage(config, stage))

@@ -54,6 +54,13 @@ def api_stage(config: Mapping[str, Any], stage: str) -> str:
     return name
 
 
+def region_variables(region: str) -> dict[str, str]:
+    """Both variables a region is read from: boto3 and Chalice read ``AWS_DEFAULT_REGION``,
+    the settings prefer ``AWS_REGION`` (what Lambda sets), so both must name the one the
+    deployment is for."""
+    return {"AWS_REGION": region, "AWS_DEFAULT_REGION": region}
+
+
 def stage_settings(
     stage: str,
     config_file: Path = CHALICE_CONFIG,
@@ -80,12 +87,14 @@ def _environment(variables: Mapping[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def stage_app(stage: str, config_file: Path = CHALICE_CONFIG, **extra: str) -> Chalice:
+def stage_app(
+    stage: str, config_file: Path = CHALICE_CONFIG, extra: Mapping[str, str] | None = None
+) -> Chalice:
     """The Chalice app as the stage builds it (its event sources name its resources).
 
     ``app.py`` reads its settings at import, so it is imported afresh under the stage's
     environment, which is then restored."""
-    variables = {**stage_environment(read_config(config_file), stage), **extra}
+    variables = {**stage_environment(read_config(config_file), stage), **(extra or {})}
     with _environment(variables):
         sys.modules.pop("app", None)
         try:

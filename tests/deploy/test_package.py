@@ -103,15 +103,17 @@ def test_a_layer_given_by_its_arn_is_used_and_not_counted(tmp_path: Path) -> Non
 
 
 def test_the_dev_stage_packages_with_a_built_layer_and_passes_every_check(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     out = tmp_path / "out"
 
     status = main(["package", "--stage", "dev", "--out", str(out)])
 
     printed = capsys.readouterr()
     assert status == 0, printed.err
-    lines = printed.out.splitlines()
+    region, *lines = printed.out.splitlines()
+    assert region == "region: eu-west-1"
     assert re.fullmatch(
         r"GraphQL function package: \d+\.\d MiB unzipped \(budget 15\.0 MiB\)", lines[0]
     )
