@@ -64,7 +64,9 @@ OUTPUT_VARIABLES = {
     "DeletionQueueArn": "OCG_DELETION_QUEUE_ARN",
     "DeletionQueueUrl": "OCG_DELETION_QUEUE_URL",
 }
-_FAILED_STATES = ("FAILED", "ROLLBACK")
+# The states a stack may be used from; anything else (failed, rolled back, still in
+# progress after the wait) stops the deployment.
+_USABLE_STATES = ("CREATE_COMPLETE", "UPDATE_COMPLETE")
 INLINE_TEMPLATE_LIMIT = 51_200
 
 
@@ -165,9 +167,9 @@ def apply_stack(
         if "No updates are to be performed" not in str(error):
             raise DeployError(f"stack {name}: {error}") from error
     except WaiterError:
-        pass  # the stack failed: its state and first failure are reported below
+        pass  # the stack failed or is still busy: reported below from its state
     (stack,) = cloudformation.describe_stacks(StackName=name)["Stacks"]
-    if any(state in stack["StackStatus"] for state in _FAILED_STATES):
+    if stack["StackStatus"] not in _USABLE_STATES:
         raise DeployError(
             f"stack {name} is {stack['StackStatus']}: {_first_failure(cloudformation, name)}"
         )

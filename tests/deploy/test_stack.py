@@ -18,6 +18,7 @@ from typing import Any
 import boto3
 import pyarrow.parquet as pq
 import pytest
+from botocore.exceptions import WaiterError
 from chalice.test import Client
 from moto import mock_aws
 
@@ -328,3 +329,32 @@ def test_prepare_after_finish_keeps_the_api_key_its_clients_use(
     assert prepared.outputs["ApiKeyId"] == finished.api_key_id
     plans = session.client("apigateway").get_usage_plans(keyId=finished.api_key_id)["items"]
     assert [plan["apiStages"] for plan in plans] == [[{"apiId": "abc123defg", "stage": "api"}]]
+
+
+class StackStillUpdating:
+    """CloudFormation as seen when the wait gives up: the stack is still in progress
+    (moto finishes every stack at once, so this state needs a stand-in)."""
+
+    def client(self, service: str) -> Any:
+        assert service == "cloudformation"
+        return self
+
+    def describe_stacks(self, StackName: str) -> dict[str, Any]:
+        return {"Stacks": [{"StackName": StackName, "StackStatus": "UPDATE_IN_PROGRESS"}]}
+
+    def update_stack(self, **_: Any) -> None:
+        pass
+
+    def get_waiter(self, name: str) -> Any:
+        return self
+
+    def wait(self, **_: Any) -> None:
+        raise WaiterError("StackUpdateComplete", "Max attempts exceeded", {})
+
+    def describe_stack_events(self, StackName: str) -> dict[str, Any]:
+        return {"StackEvents": []}
+
+
+def test_a_stack_still_updating_after_the_wait_stops_the_deployment() -> None:
+    with pytest.raises(DeployError, match="is UPDATE_IN_PROGRESS"):
+        apply_stack(StackStillUpdating(), "ocg-shop-dev", {"Resources": {}})
