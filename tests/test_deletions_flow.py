@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from chalicelib import keys
+from chalicelib.queues import dead_letter_queue_name
 from tests.conftest import LoadedApp, create
 from tests.test_deletions import put_favorites, relation_items
 from tests.test_joins_flow import ADD_FAVORITE, favorite_products, join_items, lake_files
@@ -142,6 +143,8 @@ def test_a_deletion_message_that_keeps_failing_ends_in_the_dead_letter_queue(
 
     shop.settle()
 
-    dlq_url = sqs.get_queue_url(QueueName=f"{settings.deletion_queue_name}-dlq")["QueueUrl"]
+    dlq_url = sqs.get_queue_url(QueueName=dead_letter_queue_name(settings.deletion_queue_name))[
+        "QueueUrl"
+    ]
     [dead] = sqs.receive_message(QueueUrl=dlq_url)["Messages"]
     assert dead["Body"] == '{"taskId": "nope"}'

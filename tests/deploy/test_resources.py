@@ -9,7 +9,7 @@ import cfnlint.api
 import pytest
 
 from chalicelib.lake.catalog import glue_table_inputs
-from chalicelib.queues import MAX_RECEIVE_COUNT, VISIBILITY_TIMEOUT_SECONDS
+from chalicelib.queues import MAX_RECEIVE_COUNT, VISIBILITY_TIMEOUT_SECONDS, dead_letter_queue_name
 from chalicelib.schema import load_schema
 from chalicelib.settings import Settings, load_settings
 from chalicelib.table import table_definition
@@ -63,7 +63,7 @@ def test_both_queues_dead_letter_after_five_receives(
 
     for name in (settings.cascade_queue_name, settings.deletion_queue_name):
         _, queue = queues[name]
-        dead_letters, _ = queues[f"{name}-dlq"]
+        dead_letters, _ = queues[dead_letter_queue_name(name)]
         assert queue["Properties"]["VisibilityTimeout"] == VISIBILITY_TIMEOUT_SECONDS >= 6 * 60
         assert queue["Properties"]["RedrivePolicy"] == {
             "deadLetterTargetArn": {"Fn::GetAtt": [dead_letters, "Arn"]},

@@ -9,7 +9,7 @@ import pytest
 
 from chalicelib.keys import GSI1, GSI2
 from chalicelib.local import EmbeddedAWS, EmbeddedAWSError, start_embedded_aws
-from chalicelib.queues import MAX_RECEIVE_COUNT
+from chalicelib.queues import MAX_RECEIVE_COUNT, dead_letter_queue_name
 from chalicelib.settings import Settings
 from chalicelib.table import TTL_ATTRIBUTE
 
@@ -63,7 +63,7 @@ def test_queues_match_settings_and_redrive_to_a_dlq(
     assert url == getattr(settings, f"{queue}_queue_url")
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert attributes["QueueArn"] == getattr(settings, f"{queue}_queue_arn")
-    dlq_url = sqs.get_queue_url(QueueName=f"{name}-dlq")["QueueUrl"]
+    dlq_url = sqs.get_queue_url(QueueName=dead_letter_queue_name(name))["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])
     assert json.loads(attributes["RedrivePolicy"]) == {
         "deadLetterTargetArn": dlq_arn["Attributes"]["QueueArn"],

@@ -17,6 +17,7 @@ from chalicelib.local import (
     LocalEventRuntime,
     start_local_runtime,
 )
+from chalicelib.queues import dead_letter_queue_name
 from chalicelib.settings import Settings
 
 
@@ -311,9 +312,52 @@ def test_a_message_failing_five_times_lands_in_the_dead_letter_queue(
 
     assert receive_counts == ["1", "2", "3", "4", "5"]
     assert queue_depth(aws, settings.deletion_queue_url) == 0
-    dlq_url = aws.client("sqs").get_queue_url(QueueName=f"{settings.deletion_queue_name}-dlq")
+    dlq_url = aws.client("sqs").get_queue_url(
+        QueueName=dead_letter_queue_name(settings.deletion_queue_name)
+    )
     [dead] = aws.client("sqs").receive_message(QueueUrl=dlq_url["QueueUrl"])["Messages"]
     assert dead["Body"] == "t1"
+
+
+def test_a_retry_missed_by_the_queue_counts_is_still_awaited(
+    app: Chalice, aws: EmbeddedAWS, settings: Settings
+) -> None:
+    """moto reads a queue's counts one after another: a message that turns visible
+    between them is in none, and a single idle-looking pass must not end the wait."""
+    deliveries: list[str] = []
+
+    @app.on_sqs_message(queue_arn=settings.deletion_queue_arn)
+    def on_deletion(event: SQSEvent) -> None:
+        deliveries.extend(record.body for record in event)
+        if len(deliveries) == 1:
+            raise RuntimeError("fails once")
+
+    reads_while_awaiting_retry: list[dict[str, str]] = []
+
+    def counts_read_as_the_message_turns_visible(parsed: dict[str, Any], **_: Any) -> None:
+        # The first read belongs to the pass that delivered; the second is the one to miss.
+        if deliveries == ["t1"]:
+            reads_while_awaiting_retry.append(dict(parsed["Attributes"]))
+            if len(reads_while_awaiting_retry) == 2:
+                parsed["Attributes"] = dict.fromkeys(parsed["Attributes"], "0")
+
+    sqs = aws.client("sqs")
+    sqs.meta.events.register(
+        "after-call.sqs.GetQueueAttributes", counts_read_as_the_message_turns_visible
+    )
+    try:
+        sqs.send_message(QueueUrl=settings.deletion_queue_url, MessageBody="t1")
+        LocalEventRuntime(
+            app, aws, settings, poll_interval=0.01, sqs_retry_delay=1
+        ).wait_until_idle()
+    finally:
+        sqs.meta.events.unregister(
+            "after-call.sqs.GetQueueAttributes", counts_read_as_the_message_turns_visible
+        )
+
+    assert reads_while_awaiting_retry[1]["ApproximateNumberOfMessagesNotVisible"] == "1"
+    assert deliveries == ["t1", "t1"]
+    assert queue_depth(aws, settings.deletion_queue_url) == 0
 
 
 def test_a_queue_the_embedded_aws_lacks_is_refused(
