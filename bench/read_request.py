@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from deploy.bytecode import api_gateway_event
+
 ROOT = Path(__file__).resolve().parent.parent
 REQUESTS = 2000
 ITEM = {
@@ -42,33 +44,14 @@ class Context:
         return 30_000
 
 
-def api_gateway_event(body: str) -> dict[str, Any]:
-    return {
-        "resource": "/graphql",
-        "path": "/graphql",
-        "httpMethod": "POST",
-        "headers": {"content-type": "application/json"},
-        "multiValueHeaders": {"content-type": ["application/json"]},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": "/graphql",
-            "httpMethod": "POST",
-            "path": "/api/graphql",
-            "stage": "api",
-            "requestId": "bench",
-            "identity": {"sourceIp": "127.0.0.1"},
-        },
-        "body": body,
-        "isBase64Encoded": False,
-    }
-
-
 def main() -> None:
     os.environ.update(
-        {"OCG_MODE": "aws", "OCG_ACCOUNT_ID": "123456789012", "AWS_DEFAULT_REGION": "us-east-1"}
+        {
+            "OCG_MODE": "aws",
+            "OCG_ACCOUNT_ID": "123456789012",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_LAMBDA_FUNCTION_NAME": "ocg-dev-api_handler",  # as Lambda sets it
+        }
     )
     sys.path.insert(0, str(ROOT))
     import app as application

@@ -24,10 +24,8 @@ def _to_chalice(response: HttpResponse) -> Response:
 
 
 def graphql_request(request: Request | None, services: Services) -> Response:
-    from chalicelib.graphql import execute
-
     body = request.raw_body if request is not None else None
-    return _to_chalice(execute(services.graphql_schema, body, services, services.api_limits))
+    return _to_chalice(services.graphql_endpoint.execute(body, services))
 
 
 def graphql_explorer(services: Services) -> Response:

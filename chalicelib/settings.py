@@ -52,6 +52,7 @@ class Settings:
     deletion_queue_url: str
     deletion_queue_arn: str
     stream_failures_queue_name: str  # where the stream's failing records go (deployed)
+    tracker_failures_queue_name: str  # where the tracker's failed events go (deployed)
     list_token_secret: bytes
     local_dir: Path
     # Deployed stages require an API key and refuse introspection, deep and costly
@@ -149,6 +150,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         stream_failures_queue_name=get(
             "OCG_STREAM_FAILURES_QUEUE", f"ocg-{project}-stream-failures"
+        ),
+        tracker_failures_queue_name=get(
+            "OCG_TRACKER_FAILURES_QUEUE", f"ocg-{project}-tracker-failures"
         ),
         list_token_secret=get("OCG_LIST_TOKEN_SECRET", f"ocg-list-token|{table_name}").encode(),
         local_dir=local_dir,

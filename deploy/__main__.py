@@ -6,7 +6,8 @@ Path (a), one CloudFormation stack made by ``chalice package``:
 Path (b), ``chalice deploy``:
   ``prepare`` creates or updates the stage's resources stack and writes the stage's
   config; then ``chalice deploy --stage <stage>``; then ``finish`` sets what Chalice
-  cannot on the event sources and gives the API its usage plan and key.
+  cannot on the event sources and the tracker's on-failure destination, and gives the
+  API its usage plan and key.
 ``resources`` prints the resources template alone.
 """
 
@@ -30,7 +31,8 @@ COMMANDS = {
     "resources": "print the stage's resources template",
     "package": "package the stage as one SAM template in --out and check it (path a)",
     "prepare": "create or update the stage's resources stack and config (path b, before deploy)",
-    "finish": "set the event sources and the API's usage plan (path b, after chalice deploy)",
+    "finish": "set the event sources, the tracker's failure queue and the API's usage plan "
+    "(path b, after chalice deploy)",
 }
 
 
@@ -105,6 +107,7 @@ def _run(arguments: argparse.Namespace) -> int:
             )
             print(
                 f"event sources set: {', '.join(finished.event_sources)}\n"
+                f"asynchronous invocation set: {finished.tracker}\n"
                 f"GraphQL endpoint: {finished.api.url.rstrip('/')}/graphql\n"
                 "its API key: aws apigateway get-api-key --include-value "
                 f"--api-key {finished.api_key_id} --query value --output text"

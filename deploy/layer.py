@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.settings import PROJECT_ROOT
+from deploy.zips import file_entry, unzipped_size
 
 LAYER_REQUIREMENTS = PROJECT_ROOT / "requirements-layer.txt"
 BUILT_LAYER = "pyarrow-layer.zip"
@@ -61,7 +62,6 @@ _PRUNED_DIRECTORIES = {"__pycache__", "tests"}
 _PRUNED_PATHS = {"pyarrow/include", "pyarrow/src"}
 _PRUNED_SUFFIXES = {".pyc", ".pyx", ".pxd", ".pxi"}
 # Every entry gets this time (the earliest a zip can hold), so rebuilds are identical.
-_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 def runtime_python_version() -> str:
@@ -185,18 +185,9 @@ def _write_zip(root: Path, zip_path: Path) -> None:
     zip_path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in files:
-            entry = zipfile.ZipInfo(path.relative_to(root).as_posix(), _ZIP_TIME)
-            entry.compress_type = zipfile.ZIP_DEFLATED
-            mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
-            entry.external_attr = (0o100000 | mode) << 16  # a regular file
-            entry.create_system = 3  # Unix, so Lambda keeps the modes
+            name = path.relative_to(root).as_posix()
+            entry = file_entry(name, executable=bool(path.stat().st_mode & 0o111))
             archive.writestr(entry, path.read_bytes())
-
-
-def unzipped_size(zip_path: Path) -> int:
-    """The bytes a zip takes once extracted, as Lambda counts them against its limit."""
-    with zipfile.ZipFile(zip_path) as archive:
-        return sum(entry.file_size for entry in archive.infolist())
 
 
 MIB = 1024 * 1024

@@ -6,7 +6,9 @@ stream's label, ``latest``, is a placeholder). The merge adds the stage's resour
 event-source mappings what Chalice cannot (FIELD-NOTES, Chalice): partial batch
 responses, and for the stream bisection, bounded retries and record age, and an
 on-failure destination, so a record that keeps failing is kept, not lost
-(``deploy.event_sources``). Each function gets a role of its own with only what it calls
+(``deploy.event_sources``). The Athena state-change tracker, which EventBridge invokes
+asynchronously, gets an on-failure destination the same way, so an event Lambda retried
+in vain is kept too. Each function gets a role of its own with only what it calls
 (``deploy.policies``); the stage has ``manage_iam_role: false``, so Chalice creates no
 broad default role. The API gets a usage plan with a key, which its methods require.
 """
@@ -16,21 +18,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from chalice.app import Chalice, DynamoDBEventConfig, SQSEventConfig
+from chalice.app import Chalice, CloudWatchEventConfig, DynamoDBEventConfig, SQSEventConfig
 from chalice.utils import to_cfn_resource_name
 
 from chalicelib.queues import FUNCTION_TIMEOUT_SECONDS
 from chalicelib.schema.model import SchemaModel
 from chalicelib.settings import Settings
-from deploy.event_sources import queue_settings, stream_settings
+from deploy.event_sources import queue_settings, stream_settings, tracker_invoke_settings
 from deploy.layer import ARCHITECTURE, LAYER_SUFFIX, runtime_python_version
-from deploy.policies import STREAM_FUNCTION, function_policies, function_role
+from deploy.policies import (
+    STREAM_FUNCTION,
+    TRACKER_FUNCTION,
+    function_policies,
+    function_role,
+)
 from deploy.resources import (
     CASCADE_QUEUE,
     DEFAULT_BYTES_SCANNED_CUTOFF,
     DELETION_QUEUE,
     STREAM_FAILURES,
     TABLE,
+    TRACKER_FAILURES,
     resources_template,
     stage_resource_name,
     usage_plan,
@@ -83,6 +91,7 @@ def merge_template(
             continue
         function_properties["Events"] = {event: {"Properties": properties}}
         resources[function] = {"Properties": function_properties}
+    resources.update(_tracker_invoke_config(app))
     for function, statements in function_policies(settings).items():
         resources[f"{function}Role"] = function_role(settings, statements)
         resources.setdefault(function, {}).setdefault("Properties", {})["Role"] = {
@@ -95,6 +104,24 @@ def merge_template(
         layer = {"Ref": PYARROW_LAYER}
     resources[STREAM_FUNCTION]["Properties"]["Layers"] = [layer]
     return template
+
+
+def _tracker_invoke_config(app: Chalice) -> dict[str, Any]:
+    """The tracker's asynchronous-invocation config, on ``$LATEST``: Chalice publishes no
+    versions, and EventBridge invokes the function unqualified."""
+    for source in app.event_sources:
+        function = to_cfn_resource_name(source.name)
+        if isinstance(source, CloudWatchEventConfig) and function == TRACKER_FUNCTION:
+            config = {
+                "Type": "AWS::Lambda::EventInvokeConfig",
+                "Properties": {
+                    "FunctionName": {"Ref": function},
+                    "Qualifier": "$LATEST",
+                    **tracker_invoke_settings({"Fn::GetAtt": [TRACKER_FAILURES, "Arn"]}),
+                },
+            }
+            return {to_cfn_resource_name(f"{source.name}-event-invoke-config"): config}
+    raise ValueError(f"the app has no EventBridge handler named {TRACKER_FUNCTION} (the tracker)")
 
 
 def _built_layer(settings: Settings, zip_path: Path) -> dict[str, Any]:

@@ -14,6 +14,10 @@ and, unless a layer ARN is chosen, ``pyarrow-layer.zip``. Then it fails when:
   Lambda's refusal names);
 - the template has problems before or after the SAM transform (``deploy.validate``).
 
+Before the checks, ``deployment.zip`` gets the bytecode of its modules
+(``deploy.bytecode``), which Lambda's read-only file system would otherwise have every
+cold start compile again.
+
 Chalice runs on a copy of the project's files (what git tracks or would track), never on
 the repository itself: Chalice keeps the dependencies it built in
 ``.chalice/deployments`` and, when that cache is warm, reuses them without running pip,
@@ -38,16 +42,24 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from chalicelib.schema import load_schema
 from chalicelib.settings import PROJECT_ROOT
-from deploy.layer import BUILD, MIB, Layer, mib, stream_layer, unzipped_size
+from deploy.bytecode import BytecodeError, add_bytecode, startup_modules
+from deploy.layer import BUILD, MIB, Layer, mib, stream_layer
 from deploy.merge import merge_template
 from deploy.resources import DEFAULT_BYTES_SCANNED_CUTOFF
-from deploy.stage import region_variables, stage_app, stage_settings
+from deploy.stage import (
+    read_config,
+    region_variables,
+    stage_app,
+    stage_environment,
+    stage_settings,
+)
 from deploy.validate import validate_packaged
+from deploy.zips import unzipped_size
 
 GRAPHQL_PACKAGE_LIMIT = 15 * MIB
 LAMBDA_UNZIPPED_LIMIT = 262_144_000
@@ -150,14 +162,36 @@ def package_stage(
     if result.returncode != 0:
         return [f"chalice package failed (exit {result.returncode}):\n{result.stdout}"]
     counted = [layer.counted] if layer.counted else []
-    problems = check_package(out_dir, result.stdout, counted)
-    if (out_dir / PACKAGE).is_file():
+    package = out_dir / PACKAGE
+    function_environment = {
+        **os.environ,
+        **stage_environment(read_config(), stage),
+        **region_variables(region),
+    }
+    compiled, problems = _add_startup_bytecode(package, function_environment)
+    problems += check_package(out_dir, result.stdout, counted)
+    if package.is_file():
         print(f"region: {region}")
+        if compiled is not None:
+            print(f"bytecode: the {compiled} modules a cold start loads, compiled into {PACKAGE}")
         print("\n".join(figures(out_dir, counted)))
         if layer.counted is None:
             print(f"  layer: {layer.reference} (not counted: its size is unknown offline)")
     template = json.loads((out_dir / "sam.json").read_text())
     return [*problems, *validate_packaged(template, region)]
+
+
+def _add_startup_bytecode(
+    package: Path, environment: Mapping[str, str]
+) -> tuple[int | None, list[str]]:
+    """Compile into the package what its cold start loads: how many, and the problem
+    when the packaged app does not even start."""
+    if not package.is_file():
+        return None, []
+    try:
+        return add_bytecode(package, startup_modules(package, environment)), []
+    except BytecodeError as error:
+        return None, [str(error)]
 
 
 def _packaging_region() -> str:

@@ -4,7 +4,9 @@ The statements follow the code each handler runs (``chalicelib.handlers``): the 
 function reads and writes the table, starts and reads Athena queries (Athena reads the
 lake and the Glue catalogue with the caller's permissions) and queues deletion tasks;
 the stream function reads the stream, writes the lake and queues cascades; each queue
-listener reads its queue and deletes join rows; the tracker updates tasks.
+listener reads its queue and deletes join rows; the tracker updates tasks. The stream
+function and the tracker may also send to their on-failure destinations: Lambda sends
+there with the function's own role.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from deploy.resources import (
     RESULTS_BUCKET,
     STREAM_FAILURES,
     TABLE,
+    TRACKER_FAILURES,
     WORKGROUP,
 )
 
@@ -106,7 +109,8 @@ def function_policies(settings: Settings) -> dict[str, list[dict[str, Any]]]:
         TRACKER_FUNCTION: [
             _allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], table),
             _allow(["athena:GetQueryExecution"], [workgroup]),
-            _allow(["sqs:SendMessage"], [deletion_queue]),
+            # Lambda sends a failed asynchronous event to its destination with this role.
+            _allow(["sqs:SendMessage"], [deletion_queue, _arn(TRACKER_FAILURES)]),
         ],
     }
 

@@ -27,7 +27,7 @@ RESULTS_EXPIRY_DAYS = 30
 
 TABLE, LAKE_BUCKET, RESULTS_BUCKET = "Table", "LakeBucket", "AthenaResultsBucket"
 CASCADE_QUEUE, DELETION_QUEUE = "CascadeQueue", "DeletionQueue"
-STREAM_FAILURES = "StreamFailures"
+STREAM_FAILURES, TRACKER_FAILURES = "StreamFailures", "TrackerFailures"
 GLUE_DATABASE, WORKGROUP = "GlueDatabase", "AthenaWorkGroup"
 USAGE_PLAN, API_KEY = "ApiUsagePlan", "ApiKey"
 # Every caller of a deployed API shares these request rates (per second, and the burst).
@@ -49,7 +49,8 @@ def resources_template(
     )
     resources.update(_queue(CASCADE_QUEUE, settings.cascade_queue_name))
     resources.update(_queue(DELETION_QUEUE, settings.deletion_queue_name))
-    resources[STREAM_FAILURES] = _stream_failures(settings)
+    resources[STREAM_FAILURES] = _failures_queue(settings.stream_failures_queue_name)
+    resources[TRACKER_FAILURES] = _failures_queue(settings.tracker_failures_queue_name)
     resources.update(_catalog(settings, model))
     resources[WORKGROUP] = _workgroup(settings, bytes_scanned_cutoff)
     return {
@@ -150,13 +151,15 @@ def _queue(logical_id: str, name: str) -> dict[str, dict[str, Any]]:
     }
 
 
-def _stream_failures(settings: Settings) -> dict[str, Any]:
-    """Where a stream record that keeps failing is kept (the mapping's on-failure
-    destination), instead of being dropped when it leaves the stream."""
+def _failures_queue(name: str) -> dict[str, Any]:
+    """An on-failure destination: where a stream record that keeps failing is kept
+    instead of being dropped when it leaves the stream (the stream mapping's), or a
+    tracker event Lambda has retried in vain instead of being dropped (the tracker's
+    asynchronous-invocation config)."""
     return {
         "Type": "AWS::SQS::Queue",
         "Properties": {
-            "QueueName": settings.stream_failures_queue_name,
+            "QueueName": name,
             "MessageRetentionPeriod": DLQ_RETENTION_SECONDS,
             "SqsManagedSseEnabled": True,
         },
@@ -218,7 +221,8 @@ def _workgroup(settings: Settings, bytes_scanned_cutoff: int) -> dict[str, Any]:
 
 
 def _outputs() -> dict[str, Any]:
-    """What a stage's functions must be told: the stream they read and the queues."""
+    """What a stage's functions must be told: the stream they read and the queues; and
+    what the post-deploy step must: the on-failure destinations."""
     return {
         "TableStreamArn": {"Value": {"Fn::GetAtt": [TABLE, "StreamArn"]}},
         "CascadeQueueArn": {"Value": {"Fn::GetAtt": [CASCADE_QUEUE, "Arn"]}},
@@ -226,6 +230,7 @@ def _outputs() -> dict[str, Any]:
         "DeletionQueueArn": {"Value": {"Fn::GetAtt": [DELETION_QUEUE, "Arn"]}},
         "DeletionQueueUrl": {"Value": {"Ref": DELETION_QUEUE}},
         "StreamFailuresArn": {"Value": {"Fn::GetAtt": [STREAM_FAILURES, "Arn"]}},
+        "TrackerFailuresArn": {"Value": {"Fn::GetAtt": [TRACKER_FAILURES, "Arn"]}},
     }
 
 

@@ -10,8 +10,10 @@ template, so what it does not create comes from a CloudFormation stack beside it
    and the stream function's pyarrow layer.
 2. ``chalice deploy --stage <stage>`` creates the functions and wires the handlers.
 3. ``finish`` sets on the event-source mappings what Chalice cannot
-   (``deploy.event_sources``) and adds the API's usage plan and key to the stack.
-   Chalice's own redeploys change only batch sizes, so these settings stay.
+   (``deploy.event_sources``), gives the Athena state-change tracker its on-failure
+   destination, and adds the API's usage plan and key to the stack. Chalice's own
+   redeploys change only batch sizes and never touch an asynchronous-invocation config,
+   so these settings stay.
 """
 
 from __future__ import annotations
@@ -32,9 +34,15 @@ from chalicelib.queues import FUNCTION_TIMEOUT_SECONDS
 from chalicelib.schema import load_schema
 from chalicelib.schema.model import SchemaModel
 from chalicelib.settings import Settings
-from deploy.event_sources import queue_settings, stream_settings
+from deploy.event_sources import queue_settings, stream_settings, tracker_invoke_settings
 from deploy.layer import ARCHITECTURE, LAYER_SUFFIX, runtime_python_version
-from deploy.policies import API_FUNCTION, STREAM_FUNCTION, function_policies, function_role
+from deploy.policies import (
+    API_FUNCTION,
+    STREAM_FUNCTION,
+    TRACKER_FUNCTION,
+    function_policies,
+    function_role,
+)
 from deploy.resources import (
     API_KEY,
     DEFAULT_BYTES_SCANNED_CUTOFF,
@@ -244,6 +252,31 @@ def tune_event_sources(
     return tuned
 
 
+def configure_tracker(
+    lambda_client: Any, deployed: Mapping[str, Any], tracker_failures_arn: str
+) -> str:
+    """Give the tracker Chalice deployed its asynchronous-invocation config, on
+    ``$LATEST`` as in path (a); its description.
+
+    ``PutFunctionEventInvokeConfig`` replaces whatever config the function had, so
+    running this again changes nothing."""
+    for resource in deployed.get("resources", []):
+        if (
+            resource.get("resource_type") == "lambda_function"
+            and to_cfn_resource_name(resource["name"]) == TRACKER_FUNCTION
+        ):
+            lambda_client.put_function_event_invoke_config(
+                FunctionName=resource["lambda_arn"],
+                Qualifier="$LATEST",
+                **tracker_invoke_settings(tracker_failures_arn),
+            )
+            queue = tracker_failures_arn.rsplit(":", 1)[-1]
+            return f"{resource['name']} (failed events to {queue})"
+    raise DeployError(
+        f"the deployed stage has no tracker ({TRACKER_FUNCTION}): run chalice deploy first"
+    )
+
+
 def read_deployed(project_dir: Path, stage: str) -> dict[str, Any]:
     """What ``chalice deploy`` recorded of the stage."""
     deployed = _read_deployed_if_any(project_dir, stage)
@@ -324,6 +357,7 @@ class FinishedStage:
     api: DeployedApi
     api_key_id: str
     event_sources: list[str]
+    tracker: str
 
 
 def finish_stage(
@@ -334,8 +368,8 @@ def finish_stage(
     bytes_scanned_cutoff: int = DEFAULT_BYTES_SCANNED_CUTOFF,
     template_bucket: str | None = None,
 ) -> FinishedStage:
-    """Step 3, after ``chalice deploy``: the usage plan for its API, and the mappings'
-    settings."""
+    """Step 3, after ``chalice deploy``: the usage plan for its API, the mappings'
+    settings, and the tracker's on-failure destination."""
     settings = stage_settings(
         stage, config_file, {**os.environ, **region_variables(region(session))}
     )
@@ -346,8 +380,10 @@ def finish_stage(
     name = stack_name(settings)
     template = stack_template(settings, model, api=api, bytes_scanned_cutoff=bytes_scanned_cutoff)
     outputs = apply_stack(session, name, template, template_bucket=template_bucket)
-    tuned = tune_event_sources(session.client("lambda"), deployed, outputs["StreamFailuresArn"])
-    return FinishedStage(api, outputs["ApiKeyId"], tuned)
+    functions = session.client("lambda")
+    tuned = tune_event_sources(functions, deployed, outputs["StreamFailuresArn"])
+    tracker = configure_tracker(functions, deployed, outputs["TrackerFailuresArn"])
+    return FinishedStage(api, outputs["ApiKeyId"], tuned, tracker)
 
 
 def publish_layer(session: Any, settings: Settings, zip_path: Path) -> str:

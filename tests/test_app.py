@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.services import LAMBDA_FUNCTION_VARIABLE
 from tests.conftest import ROOT, LoadedApp
 
 AWS_ENV = {
@@ -93,6 +94,17 @@ def test_app_declares_every_handler_of_the_system(shop: LoadedApp) -> None:
     assert sources["on_athena_state_change"].event_pattern["detail"] == {
         "workgroupName": [settings.athena_workgroup]
     }
+
+
+@pytest.mark.parametrize(("on_lambda", "frozen"), [(True, True), (False, False)])
+def test_on_lambda_start_up_objects_are_kept_from_the_garbage_collector(
+    on_lambda: bool, frozen: bool
+) -> None:
+    lambda_env = {LAMBDA_FUNCTION_VARIABLE: "ocg-dev"} if on_lambda else {}
+    result = run_python("import gc, app; print(gc.get_freeze_count())", **AWS_ENV, **lambda_env)
+
+    assert result.returncode == 0, result.stderr
+    assert (int(result.stdout) > 10_000) is frozen
 
 
 def test_importing_app_in_aws_mode_loads_no_heavy_library() -> None:

@@ -1,7 +1,13 @@
 """The GraphQL API generated from the user's schema."""
 
 from chalicelib.graphql.context import RequestContext
-from chalicelib.graphql.endpoint import HttpResponse, execute, explorer_page
+from chalicelib.graphql.endpoint import GraphQLEndpoint, HttpResponse, explorer_page
 from chalicelib.graphql.executable import build_executable_schema
 
-__all__ = ["HttpResponse", "RequestContext", "build_executable_schema", "execute", "explorer_page"]
+__all__ = [
+    "GraphQLEndpoint",
+    "HttpResponse",
+    "RequestContext",
+    "build_executable_schema",
+    "explorer_page",
+]

@@ -16,6 +16,7 @@ from ariadne import graphql_sync
 from ariadne.explorer import ExplorerGraphiQL
 from graphql import GraphQLSchema
 
+from chalicelib.graphql.documents import DocumentCache
 from chalicelib.graphql.executable import error_log, format_error
 from chalicelib.graphql.limits import ApiLimits
 
@@ -57,25 +58,39 @@ def parse_request(body: bytes | str | None) -> dict[str, Any]:
     return data
 
 
-def execute(
-    schema: GraphQLSchema, body: bytes | str | None, context: Any, limits: ApiLimits | None = None
-) -> HttpResponse:
-    """Serve one request; with ``limits`` (protected stages) introspection is off and
-    too deep or too costly requests are refused before anything runs."""
-    try:
-        data = parse_request(body)
-    except BadRequest as error:
-        return HttpResponse(400, json.dumps({"errors": [{"message": str(error)}]}), JSON_HEADERS)
-    _, result = graphql_sync(
-        schema,
-        data,
-        context_value=context,
-        error_formatter=format_error,
-        logger=error_log,
-        introspection=limits is None,
-        validation_rules=None if limits is None else limits.rules(data.get("variables")),
-    )
-    return HttpResponse(200, json.dumps(result), JSON_HEADERS)
+class GraphQLEndpoint:
+    """The schema served over HTTP; with ``limits`` (protected stages) introspection is
+    off and too deep or too costly requests are refused before anything runs.
+
+    Documents and their validation are kept across requests (:class:`DocumentCache`).
+    """
+
+    def __init__(self, schema: GraphQLSchema, limits: ApiLimits | None = None) -> None:
+        self.schema = schema
+        self._limits = limits
+        self.documents = DocumentCache(() if limits is None else (limits.depth_rule,))
+
+    def execute(self, body: bytes | str | None, context: Any) -> HttpResponse:
+        """Serve one request."""
+        try:
+            data = parse_request(body)
+        except BadRequest as error:
+            return HttpResponse(
+                400, json.dumps({"errors": [{"message": str(error)}]}), JSON_HEADERS
+            )
+        limits = self._limits
+        _, result = graphql_sync(
+            self.schema,
+            data,
+            context_value=context,
+            query_parser=self.documents.parse,
+            query_validator=self.documents.validate,
+            error_formatter=format_error,
+            logger=error_log,
+            introspection=limits is None,
+            validation_rules=None if limits is None else limits.rules(data.get("variables")),
+        )
+        return HttpResponse(200, json.dumps(result), JSON_HEADERS)
 
 
 def explorer_page(title: str) -> HttpResponse:

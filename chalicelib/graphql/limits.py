@@ -93,16 +93,18 @@ class ApiLimits:
     def __init__(
         self, model: SchemaModel, *, max_depth: int = MAX_DEPTH, max_cost: int = MAX_COST
     ) -> None:
-        self._depth_rule = depth_limit(max_depth)
+        self.depth_rule = depth_limit(max_depth)
         self._cost_map = cost_map(model)
         self._max_cost = max_cost
 
     def rules(self, variables: dict[str, Any] | None) -> list[type[ASTValidationRule]]:
-        """The rules for one request (the cost of a page depends on its variables)."""
+        """The rules for one request: the depth rule, which depends on the document
+        alone, and a cost rule made for the request's variables (a page's cost is its
+        ``limit``, often a variable)."""
         cost_rule = cost_validator(
             maximum_cost=self._max_cost,
             default_cost=1,
             variables=variables,
             cost_map=self._cost_map,
         )
-        return [self._depth_rule, cost_rule]
+        return [self.depth_rule, cost_rule]

@@ -130,6 +130,12 @@ class JoinColumn:
         return self.entity.lower()
 
 
+# A join INSERT is one DynamoDB transaction, which takes at most 100 items: the row item,
+# then per column a relation item and a check that the referenced entity exists.
+TRANSACTION_ITEM_LIMIT = 100
+MAX_JOIN_COLUMNS = (TRANSACTION_ITEM_LIMIT - 1) // 2
+
+
 @dataclass(frozen=True)
 class JoinTable:
     name: str

@@ -15,6 +15,8 @@ from graphql import FieldDefinitionNode, GraphQLObjectType, StringValueNode
 
 from chalicelib import keys
 from chalicelib.schema.model import (
+    MAX_JOIN_COLUMNS,
+    TRANSACTION_ITEM_LIMIT,
     Argument,
     DeleteMutation,
     Entity,
@@ -316,6 +318,14 @@ def _join_tables(
         if name not in tables:
             tables[name] = JoinTable(name, columns)
             origins[name] = (field, statement.table.start)
+            if len(columns) > MAX_JOIN_COLUMNS:
+                message = (
+                    f"join table {name} has {len(columns)} columns, at most {MAX_JOIN_COLUMNS}: "
+                    "an INSERT writes its row, and per column a relation item and an "
+                    "existence check, in one DynamoDB transaction of at most "
+                    f"{TRANSACTION_ITEM_LIMIT} items"
+                )
+                _add(field, report, statement.table.start, "join-table-columns", message)
             continue
         table, first = tables[name], origins[name][0].subject
         for column in statement.columns:

@@ -18,9 +18,9 @@ from deploy.layer import (
     managed_layer_arn,
     managed_layer_release,
     pip_platforms,
-    unzipped_size,
 )
 from deploy.package import LAMBDA_UNZIPPED_LIMIT
+from deploy.zips import unzipped_size
 from tests.conftest import ROOT
 
 

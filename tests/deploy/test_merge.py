@@ -87,6 +87,34 @@ def test_the_stream_reads_the_created_table_and_keeps_failing_records(
     assert failures["QueueName"] == "ocg-shop-stream-failures"
 
 
+def test_the_tracker_keeps_the_events_lambda_retried_in_vain(packaged: dict[str, Any]) -> None:
+    (name,) = [
+        k for k, r in packaged["Resources"].items() if r["Type"] == "AWS::Lambda::EventInvokeConfig"
+    ]
+
+    assert name == "OnAthenaStateChangeEventInvokeConfig"
+    assert packaged["Resources"][name]["Properties"] == {
+        "FunctionName": {"Ref": "OnAthenaStateChange"},
+        "Qualifier": "$LATEST",
+        "MaximumRetryAttempts": 2,
+        "MaximumEventAgeInSeconds": 6 * 3600,
+        "DestinationConfig": {
+            "OnFailure": {"Destination": {"Fn::GetAtt": ["TrackerFailures", "Arn"]}}
+        },
+    }
+    failures = packaged["Resources"]["TrackerFailures"]
+    assert failures["Type"] == "AWS::SQS::Queue"
+    assert failures["Properties"]["QueueName"] == "ocg-shop-tracker-failures"
+    # After the SAM transform the reference still names the tracker, an EventBridge target.
+    translated = sam_transform(packaged, "us-east-1")["Resources"]
+    assert translated[name]["Properties"]["FunctionName"] == {"Ref": "OnAthenaStateChange"}
+    tracker = translated["OnAthenaStateChange"]
+    assert tracker["Type"] == "AWS::Lambda::Function"
+    (rule,) = [r for r in translated.values() if r["Type"] == "AWS::Events::Rule"]
+    (target,) = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["OnAthenaStateChange", "Arn"]}
+
+
 @pytest.mark.parametrize(
     ("function", "queue"),
     [("OnCascadeMessage", "CascadeQueue"), ("OnDeletionMessage", "DeletionQueue")],
@@ -156,3 +184,24 @@ def test_each_function_may_do_only_what_its_code_does(packaged: dict[str, Any]) 
     assert "athena:StartQueryExecution" not in tracker
     lake_writers = [f for f in FUNCTIONS if "s3:DeleteObject" in allowed(packaged, f)]
     assert lake_writers == ["OnTableChange"]  # the stream handler is the lake's only writer
+
+
+def test_only_the_tracker_may_send_to_its_failure_queue(packaged: dict[str, Any]) -> None:
+    tracker_failures = {"Fn::GetAtt": ["TrackerFailures", "Arn"]}
+
+    on_the_queue = {
+        function: [
+            action
+            for action, resources in allowed(packaged, function).items()
+            if tracker_failures in resources
+        ]
+        for function in (*FUNCTIONS, "OnAthenaStateChange")
+    }
+
+    assert on_the_queue == {
+        "APIHandler": [],
+        "OnTableChange": [],
+        "OnCascadeMessage": [],
+        "OnDeletionMessage": [],
+        "OnAthenaStateChange": ["sqs:SendMessage"],
+    }

@@ -112,8 +112,11 @@ def test_the_dev_stage_packages_with_a_built_layer_and_passes_every_check(
 
     printed = capsys.readouterr()
     assert status == 0, printed.err
-    region, *lines = printed.out.splitlines()
+    region, bytecode, *lines = printed.out.splitlines()
     assert region == "region: eu-west-1"
+    assert re.fullmatch(
+        r"bytecode: the \d+ modules a cold start loads, compiled into deployment\.zip", bytecode
+    )
     assert re.fullmatch(
         r"GraphQL function package: \d+\.\d MiB unzipped \(budget 15\.0 MiB\)", lines[0]
     )

@@ -9,7 +9,12 @@ import cfnlint.api
 import pytest
 
 from chalicelib.lake.catalog import glue_table_inputs
-from chalicelib.queues import MAX_RECEIVE_COUNT, VISIBILITY_TIMEOUT_SECONDS, dead_letter_queue_name
+from chalicelib.queues import (
+    DLQ_RETENTION_SECONDS,
+    MAX_RECEIVE_COUNT,
+    VISIBILITY_TIMEOUT_SECONDS,
+    dead_letter_queue_name,
+)
 from chalicelib.schema import load_schema
 from chalicelib.settings import Settings, load_settings
 from chalicelib.table import table_definition
@@ -69,6 +74,27 @@ def test_both_queues_dead_letter_after_five_receives(
             "deadLetterTargetArn": {"Fn::GetAtt": [dead_letters, "Arn"]},
             "maxReceiveCount": MAX_RECEIVE_COUNT,
         }
+
+
+def test_failing_stream_records_and_tracker_events_each_have_a_queue_kept_14_days(
+    template: dict[str, Any], settings: Settings
+) -> None:
+    queues = of_type(template, "AWS::SQS::Queue")
+
+    assert DLQ_RETENTION_SECONDS == 14 * 24 * 3600
+    for logical_id, name in (
+        ("StreamFailures", settings.stream_failures_queue_name),
+        ("TrackerFailures", settings.tracker_failures_queue_name),
+    ):
+        assert queues[logical_id]["Properties"] == {
+            "QueueName": name,
+            "MessageRetentionPeriod": DLQ_RETENTION_SECONDS,
+            "SqsManagedSseEnabled": True,
+        }
+        assert template["Outputs"][f"{logical_id}Arn"] == {
+            "Value": {"Fn::GetAtt": [logical_id, "Arn"]}
+        }
+    assert settings.tracker_failures_queue_name == "ocg-shop-tracker-failures"
 
 
 def test_buckets_are_private_encrypted_and_tls_only(

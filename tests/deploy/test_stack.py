@@ -144,8 +144,9 @@ def test_finish_before_chalice_deploy_says_what_to_run(session: Any, config_file
 
 def chalice_deploy(session: Any, config_file: Path) -> None:
     """What ``chalice deploy`` does that ``finish`` builds on, recorded as Chalice records
-    it in ``.chalice/deployed/<stage>.json``: the API, and a mapping per event source
-    (moto cannot import Chalice's Swagger 2.0 API; FIELD-NOTES, moto)."""
+    it in ``.chalice/deployed/<stage>.json``: the API, the event handlers' functions, a
+    mapping per stream or queue source and the tracker's EventBridge rule (moto cannot
+    import Chalice's Swagger 2.0 API; FIELD-NOTES, moto)."""
     stage = read_config(config_file)["stages"][STAGE]
     variables = stage["environment_variables"]
     functions = session.client("lambda")
@@ -161,6 +162,7 @@ def chalice_deploy(session: Any, config_file: Path) -> None:
         ("on_table_change", "dynamodb", variables["OCG_TABLE_STREAM_ARN"]),
         ("on_cascade_message", "sqs", variables["OCG_CASCADE_QUEUE_ARN"]),
         ("on_deletion_message", "sqs", variables["OCG_DELETION_QUEUE_ARN"]),
+        ("on_athena_state_change", "cloudwatch", None),
     ]
     for name, kind, source_arn in sources:
         function = functions.create_function(
@@ -170,6 +172,22 @@ def chalice_deploy(session: Any, config_file: Path) -> None:
             Handler=f"app.{name}",
             Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18},
         )
+        resources.append(
+            {
+                "name": name,
+                "resource_type": "lambda_function",
+                "lambda_arn": function["FunctionArn"],
+            }
+        )
+        if source_arn is None:  # an EventBridge rule targets it
+            resources.append(
+                {
+                    "name": f"{name}-event",
+                    "resource_type": "cloudwatch_event",
+                    "rule_name": f"ocg-{STAGE}-{name}-event",
+                }
+            )
+            continue
         extra = {"StartingPosition": "TRIM_HORIZON"} if kind == "dynamodb" else {}
         mapping = functions.create_event_source_mapping(
             EventSourceArn=source_arn, FunctionName=function["FunctionArn"], **extra
@@ -214,6 +232,33 @@ def test_finish_sets_what_chalice_cannot_and_gives_the_api_a_key(
     assert plan["apiStages"] == [{"apiId": "abc123defg", "stage": "api"}]
     assert plan["throttle"] == {"rateLimit": 50.0, "burstLimit": 100}
     assert finished.api.url.endswith("/api/")
+
+
+def test_finish_gives_the_tracker_its_failure_queue_and_again_changes_nothing(
+    session: Any, config_file: Path
+) -> None:
+    prepared = prepare_stage(session, STAGE, config_file=config_file, stream_layer=LAYER)
+    chalice_deploy(session, config_file)
+
+    first = finish_stage(session, STAGE, config_file=config_file)
+    again = finish_stage(session, STAGE, config_file=config_file)
+
+    described = "on_athena_state_change (failed events to ocg-shop-tracker-failures)"
+    assert first.tracker == again.tracker == described
+    failures = prepared.outputs["TrackerFailuresArn"]
+    # moto 5.2.5 appends each put and shows the first (Lambda replaces the config), so
+    # this sees the first finish's config; both finishes put the same one.
+    config = session.client("lambda").get_function_event_invoke_config(
+        FunctionName=f"ocg-{STAGE}-on_athena_state_change", Qualifier="$LATEST"
+    )
+    assert config["DestinationConfig"] == {"OnFailure": {"Destination": failures}}
+    assert config["MaximumRetryAttempts"] == 2
+    assert config["MaximumEventAgeInSeconds"] == 6 * 3600
+    sqs = session.client("sqs")
+    queue = sqs.get_queue_url(QueueName="ocg-shop-tracker-failures")["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
+    assert attributes["QueueArn"] == failures
+    assert attributes["MessageRetentionPeriod"] == str(14 * 24 * 3600)
 
 
 def stream_event(session: Any, stream_arn: str) -> dict[str, Any]:

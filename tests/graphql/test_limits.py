@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from graphql import GraphQLSchema
 
-from chalicelib.graphql import build_executable_schema, execute
+from chalicelib.graphql import GraphQLEndpoint, build_executable_schema
 from chalicelib.graphql.limits import ApiLimits
 from chalicelib.schema import load_schema
 from chalicelib.schema.model import SchemaModel
@@ -32,11 +32,9 @@ def schema(model: SchemaModel) -> GraphQLSchema:
     return build_executable_schema(model)
 
 
-def errors(
-    schema: GraphQLSchema, limits: ApiLimits | None, query: str, **variables: Any
-) -> list[str]:
+def errors(endpoint: GraphQLEndpoint, query: str, **variables: Any) -> list[str]:
     body = json.dumps({"query": query, "variables": variables})
-    response = execute(schema, body, NoServices(), limits)
+    response = endpoint.execute(body, NoServices())
     assert response.status == 200
     return [error["message"] for error in json.loads(response.body).get("errors", [])]
 
@@ -46,10 +44,10 @@ def test_introspection_is_refused_on_a_protected_stage(
 ) -> None:
     query = "{ __schema { queryType { name } } }"
 
-    (message,) = errors(schema, ApiLimits(model), query)
+    (message,) = errors(GraphQLEndpoint(schema, ApiLimits(model)), query)
 
     assert "introspection is disabled" in message.lower()
-    assert errors(schema, None, query) == []
+    assert errors(GraphQLEndpoint(schema), query) == []
 
 
 def test_a_selection_deeper_than_the_limit_is_refused_through_fragments(
@@ -61,7 +59,7 @@ def test_a_selection_deeper_than_the_limit_is_refused_through_fragments(
       fragment Names on User { id name }
     """
 
-    assert errors(schema, ApiLimits(model, max_depth=2), query) == [
+    assert errors(GraphQLEndpoint(schema, ApiLimits(model, max_depth=2)), query) == [
         "Deep nests 3 levels deep; at most 2 are allowed"
     ]
 
@@ -69,12 +67,13 @@ def test_a_selection_deeper_than_the_limit_is_refused_through_fragments(
 def test_a_page_costs_its_selection_times_its_limit(
     schema: GraphQLSchema, model: SchemaModel
 ) -> None:
-    limits = ApiLimits(model, max_cost=100)
+    endpoint = GraphQLEndpoint(schema, ApiLimits(model, max_cost=100))
     query = "query ($n: Int) { listUser(limit: $n) { items { id name } } }"
 
-    assert errors(schema, limits, query, n=98) == [
+    assert errors(endpoint, query, n=98) == [
         "The query exceeds the maximum cost of 100. Actual cost is 101"
     ]
-    assert errors(schema, limits, query, n=97) == [
+    # The same document again, validated once already: its cost is still per request.
+    assert errors(endpoint, query, n=97) == [
         "Internal server error; the request was not completed"  # it ran: NoServices
     ]

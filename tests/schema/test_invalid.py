@@ -17,6 +17,13 @@ INSERT = (
 )
 ADD = f'  add(userId: ID!, productId: ID!) @sql_query(query: "{INSERT}")\n'  # line 8
 
+WIDE = range(50)  # a relation item and an existence check per column, plus the row: 101
+WIDE_INSERT = (
+    f"INSERT INTO $join_table(wide) ({', '.join(f'u{n}:User' for n in WIDE)}) "
+    f"VALUES ({', '.join(f'$args.u{n}' for n in WIDE)})"
+)
+WIDE_ADD = f'  wide({", ".join(f"u{n}: ID!" for n in WIDE)}) @sql_query(query: "{WIDE_INSERT}")\n'
+
 
 def query(*lines: str) -> str:
     """USER, then ``type Query`` whose first field is on line 6."""
@@ -388,6 +395,13 @@ CASES = {
         "Mutation.add",
         8,
         67,
+    ),
+    "INSERT into a join table too wide for one transaction": Case(
+        mutation(WIDE_ADD),
+        "join-table-columns",
+        "Mutation.wide",
+        8,
+        WIDE_ADD.index("$join_table") + 1,
     ),
     "INSERTs disagreeing on a column type": Case(
         mutation(

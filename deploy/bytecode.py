@@ -1,0 +1,153 @@
+"""Compiled bytecode in the deployment package, so a cold start does not compile.
+
+Lambda unpacks a function's zip into a read-only ``/var/task``, where Python can neither
+find nor write ``__pycache__``: every cold start compiles each module it imports from
+source (graphql-core, ariadne, chalicelib: ``bench/package_import.py`` measures it).
+Chalice packages sources only, so ``python -m deploy package`` adds to the zip the
+``.pyc`` the runtime's Python would write for each module a cold start of the GraphQL
+function loads: found by importing ``app`` from the unpacked zip, under the stage's
+settings, and serving one request. Modules loaded later (sqlglot, for deletion tasks)
+stay sources: bytecode is larger than source, and the package has a size budget.
+
+The ``.pyc`` files are checked-hash ones (PEP 552): Python hashes the source next to
+them and uses one only when it matches, so a ``.pyc`` never runs code other than its
+source; a mismatch costs the compile it would have cost anyway. They are compiled by the
+interpreter that packages, which is the runtime's version (Chalice takes the runtime
+from it); the cache tag in each file name makes any other interpreter ignore them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import py_compile
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Any
+
+from deploy.zips import file_entry
+
+# Runs in the unpacked package: imports the app, serves the request in ``argv[1]`` (an
+# API Gateway event) through the Lambda entry point, and prints the package's files it
+# loaded.
+_PROBE = """
+import json, os, sys
+import app
+
+class Context:
+    function_name, aws_request_id = "probe", "probe"
+    def get_remaining_time_in_millis(self):
+        return 30_000
+
+response = app.app(json.loads(sys.argv[1]), Context())
+if response["statusCode"] != 200 or "errors" in json.loads(response["body"]):
+    sys.exit(f"the packaged app did not serve {{ __typename }}: {response}")
+root = os.getcwd() + os.sep
+loaded = [getattr(module, "__file__", None) or "" for module in list(sys.modules.values())]
+print(json.dumps(sorted(path[len(root):] for path in loaded if path.startswith(root))))
+"""
+
+
+class BytecodeError(Exception):
+    """The packaged app could not be started to find what it loads."""
+
+
+def api_gateway_event(body: str) -> dict[str, Any]:
+    """A ``POST /graphql`` as API Gateway's REST proxy integration hands it to Lambda."""
+    return {
+        "resource": "/graphql",
+        "path": "/graphql",
+        "httpMethod": "POST",
+        "headers": {"content-type": "application/json"},
+        "multiValueHeaders": {"content-type": ["application/json"]},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": "/graphql",
+            "httpMethod": "POST",
+            "path": "/api/graphql",
+            "stage": "api",
+            "requestId": "probe",
+            "identity": {"sourceIp": "127.0.0.1"},
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+def startup_modules(zip_path: Path, environment: Mapping[str, str]) -> list[str]:
+    """The package's source files a cold start of the GraphQL function loads (paths in
+    the zip), found by running it unpacked with ``environment`` (the stage's variables)."""
+    with tempfile.TemporaryDirectory(prefix="ocg-package-") as unpacked:
+        with zipfile.ZipFile(zip_path) as archive:
+            archive.extractall(unpacked)
+        event = api_gateway_event(json.dumps({"query": "{ __typename }"}))
+        result = subprocess.run(
+            [sys.executable, "-c", _PROBE, json.dumps(event)],
+            cwd=unpacked,
+            env={**environment, "PYTHONDONTWRITEBYTECODE": "1"},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    if result.returncode != 0:
+        raise BytecodeError(
+            f"the packaged GraphQL function does not start: {result.stderr.strip()}"
+        )
+    loaded: list[str] = json.loads(result.stdout)
+    return [path for path in loaded if path.endswith(".py")]
+
+
+def add_bytecode(zip_path: Path, sources: Collection[str]) -> int:
+    """Add a checked-hash ``.pyc`` for each of ``sources`` (paths in the zip) that has
+    none; the number added. The zip is rewritten in place, its entries unchanged."""
+    with zipfile.ZipFile(zip_path) as source:
+        entries = source.infolist()
+        names = {entry.filename for entry in entries}
+        compiled = {
+            _cache_path(name): _compile(source.read(name), name)
+            for name in sorted(set(sources))
+            if name in names and _cache_path(name) not in names
+        }
+        if not compiled:
+            return 0
+        with tempfile.NamedTemporaryFile(dir=zip_path.parent, suffix=".zip", delete=False) as out:
+            rewritten = Path(out.name)
+        try:
+            with zipfile.ZipFile(rewritten, "w", zipfile.ZIP_DEFLATED) as target:
+                for entry in entries:
+                    target.writestr(entry, source.read(entry))
+                for name, code in compiled.items():
+                    target.writestr(file_entry(name), code)
+            shutil.copymode(zip_path, rewritten)
+        except BaseException:
+            rewritten.unlink()
+            raise
+    rewritten.replace(zip_path)
+    return len(compiled)
+
+
+def _cache_path(source_name: str) -> str:
+    """Where the runtime looks for a module's bytecode, inside the zip."""
+    return importlib.util.cache_from_source(source_name)
+
+
+def _compile(source: bytes, name: str) -> bytes:
+    with tempfile.TemporaryDirectory(prefix="ocg-bytecode-") as work:
+        source_file, cached = Path(work) / "module.py", Path(work) / "module.pyc"
+        source_file.write_bytes(source)
+        py_compile.compile(
+            str(source_file),
+            cfile=str(cached),
+            dfile=name,
+            doraise=True,
+            invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
+        )
+        return cached.read_bytes()
