@@ -266,12 +266,13 @@ def _spare_the_collector_what_lives_forever() -> None:
     """In a Lambda process, move every object alive now out of the garbage collector's
     sight.
 
-    A Lambda process keeps its modules (boto3's alone are tens of thousands of
-    objects) and its schema until it dies, yet each full collection walks them all: the
-    first, during start-up, cost a cold start 20-25 ms. Frozen, they are never walked
-    again. Only where Lambda runs the app (it sets ``AWS_LAMBDA_FUNCTION_NAME``): a test
-    run or ``chalice local`` imports the app again and again, and what an earlier
-    import left must stay collectable.
+    A Lambda process keeps its modules and its schema until it dies, yet each full
+    collection walks them all: measured, the first one came during the first request and
+    cost it 20-25 ms. Frozen (twice: before the schema is loaded, and after), they are
+    never walked again, and the first request's collections take about 14 ms instead of
+    36. Only where Lambda runs the app (it sets ``AWS_LAMBDA_FUNCTION_NAME``): a test run
+    or ``chalice local`` imports the app again and again, and what an earlier import left
+    must stay collectable.
     """
     if LAMBDA_FUNCTION_VARIABLE in os.environ:
         gc.freeze()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import posixpath
 import py_compile
 import shutil
 import subprocess
@@ -30,13 +31,17 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
+from chalicelib.services import LAMBDA_FUNCTION_VARIABLE
 from deploy.zips import file_entry
 
-# Runs in the unpacked package: imports the app, serves the request in ``argv[1]`` (an
-# API Gateway event) through the Lambda entry point, and prints the package's files it
-# loaded.
+# Runs in the unpacked package as Lambda would: nothing on ``sys.path`` but the package
+# and what the runtime provides, imports the app, serves the request in argv (an API
+# Gateway event) through the Lambda entry point, and writes the package's files it
+# loaded, as zip paths, to the report file.
 _PROBE = """
 import json, os, sys
+unpacked, runtime, event, report = sys.argv[1:]
+sys.path[:0] = [unpacked, runtime]
 import app
 
 class Context:
@@ -44,13 +49,18 @@ class Context:
     def get_remaining_time_in_millis(self):
         return 30_000
 
-response = app.app(json.loads(sys.argv[1]), Context())
+response = app.app(json.loads(event), Context())
 if response["statusCode"] != 200 or "errors" in json.loads(response["body"]):
     sys.exit(f"the packaged app did not serve {{ __typename }}: {response}")
-root = os.getcwd() + os.sep
+root = os.path.join(unpacked, "")
 loaded = [getattr(module, "__file__", None) or "" for module in list(sys.modules.values())]
-print(json.dumps(sorted(path[len(root):] for path in loaded if path.startswith(root))))
+files = [os.path.relpath(path, unpacked) for path in loaded if path.startswith(root)]
+with open(report, "w") as out:
+    json.dump(sorted(path.replace(os.sep, "/") for path in files), out)
 """
+# What the Lambda Python runtime puts beside a function's package: boto3 and what it needs.
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
+PROBE_TIMEOUT_SECONDS = 120
 
 
 class BytecodeError(Exception):
@@ -84,25 +94,53 @@ def api_gateway_event(body: str) -> dict[str, Any]:
 
 def startup_modules(zip_path: Path, environment: Mapping[str, str]) -> list[str]:
     """The package's source files a cold start of the GraphQL function loads (paths in
-    the zip), found by running it unpacked with ``environment`` (the stage's variables)."""
-    with tempfile.TemporaryDirectory(prefix="ocg-package-") as unpacked:
+    the zip), found by running it unpacked with only ``environment`` (the stage's
+    variables and region) and the runtime's own libraries: a package that would not
+    start on Lambda does not start here either."""
+    with tempfile.TemporaryDirectory(prefix="ocg-package-") as work:
+        unpacked, runtime, report = (
+            Path(work) / "task",
+            Path(work) / "runtime",
+            Path(work) / "report",
+        )
         with zipfile.ZipFile(zip_path) as archive:
             archive.extractall(unpacked)
+        _link_runtime_libraries(runtime)
         event = api_gateway_event(json.dumps({"query": "{ __typename }"}))
-        result = subprocess.run(
-            [sys.executable, "-c", _PROBE, json.dumps(event)],
-            cwd=unpacked,
-            env={**environment, "PYTHONDONTWRITEBYTECODE": "1"},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    if result.returncode != 0:
-        raise BytecodeError(
-            f"the packaged GraphQL function does not start: {result.stderr.strip()}"
-        )
-    loaded: list[str] = json.loads(result.stdout)
+        command = [sys.executable, "-I", "-S", "-c", _PROBE, str(unpacked), str(runtime)]
+        try:
+            result = subprocess.run(
+                [*command, json.dumps(event), str(report)],
+                cwd=unpacked,
+                env={**environment, LAMBDA_FUNCTION_VARIABLE: "probe"},
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=PROBE_TIMEOUT_SECONDS,
+            )
+        except subprocess.TimeoutExpired:
+            raise BytecodeError(
+                f"the packaged GraphQL function did not start in {PROBE_TIMEOUT_SECONDS} s"
+            ) from None
+        if result.returncode != 0:
+            raise BytecodeError(
+                f"the packaged GraphQL function does not start: {result.stderr.strip()}"
+            )
+        loaded: list[str] = json.loads(report.read_text())
     return [path for path in loaded if path.endswith(".py")]
+
+
+def _link_runtime_libraries(directory: Path) -> None:
+    """``directory`` holds links to this environment's copies of what the runtime
+    provides, and nothing else of it."""
+    directory.mkdir()
+    for name in RUNTIME_PROVIDED:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise BytecodeError(f"{name}, which the Lambda runtime provides, is not installed")
+        origin = Path(spec.origin)
+        library = origin.parent if spec.submodule_search_locations else origin
+        (directory / library.name).symlink_to(library)
 
 
 def add_bytecode(zip_path: Path, sources: Collection[str]) -> int:
@@ -135,8 +173,13 @@ def add_bytecode(zip_path: Path, sources: Collection[str]) -> int:
 
 
 def _cache_path(source_name: str) -> str:
-    """Where the runtime looks for a module's bytecode, inside the zip."""
-    return importlib.util.cache_from_source(source_name)
+    """Where the runtime looks for a module's bytecode, inside the zip: whatever this
+    interpreter's own settings (``PYTHONPYCACHEPREFIX``, ``-O``), Lambda's looks in
+    ``__pycache__`` for an unoptimised ``.pyc`` of its cache tag."""
+    directory, _, file_name = source_name.rpartition("/")
+    stem = file_name.removesuffix(".py")
+    cached = f"__pycache__/{stem}.{sys.implementation.cache_tag}.pyc"
+    return posixpath.join(directory, cached) if directory else cached
 
 
 def _compile(source: bytes, name: str) -> bytes:
@@ -148,6 +191,7 @@ def _compile(source: bytes, name: str) -> bytes:
             cfile=str(cached),
             dfile=name,
             doraise=True,
+            optimize=0,
             invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
         )
         return cached.read_bytes()

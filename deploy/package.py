@@ -163,11 +163,8 @@ def package_stage(
         return [f"chalice package failed (exit {result.returncode}):\n{result.stdout}"]
     counted = [layer.counted] if layer.counted else []
     package = out_dir / PACKAGE
-    function_environment = {
-        **os.environ,
-        **stage_environment(read_config(), stage),
-        **region_variables(region),
-    }
+    # What Lambda gives the function, and nothing of this machine's environment.
+    function_environment = {**stage_environment(read_config(), stage), **region_variables(region)}
     compiled, problems = _add_startup_bytecode(package, function_environment)
     problems += check_package(out_dir, result.stdout, counted)
     if package.is_file():

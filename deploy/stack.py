@@ -21,7 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,9 @@ OUTPUT_VARIABLES = {
 # progress after the wait) stops the deployment.
 _USABLE_STATES = ("CREATE_COMPLETE", "UPDATE_COMPLETE")
 INLINE_TEMPLATE_LIMIT = 51_200
+
+# Seconds between attempts while a role just updated is not yet known to Lambda.
+ROLE_PROPAGATION_DELAYS = (2, 4, 8, 16, 32)
 
 
 class DeployError(RuntimeError):
@@ -253,19 +257,27 @@ def tune_event_sources(
 
 
 def configure_tracker(
-    lambda_client: Any, deployed: Mapping[str, Any], tracker_failures_arn: str
+    lambda_client: Any,
+    deployed: Mapping[str, Any],
+    tracker_failures_arn: str,
+    *,
+    wait: Callable[[float], None] = time.sleep,
 ) -> str:
     """Give the tracker Chalice deployed its asynchronous-invocation config, on
     ``$LATEST`` as in path (a); its description.
 
     ``PutFunctionEventInvokeConfig`` replaces whatever config the function had, so
-    running this again changes nothing."""
+    running this again changes nothing. Lambda refuses a destination the function's
+    role may not send to yet, which is how it answers while a just-updated role is still
+    reaching IAM: that refusal is retried for about a minute."""
     for resource in deployed.get("resources", []):
         if (
             resource.get("resource_type") == "lambda_function"
             and to_cfn_resource_name(resource["name"]) == TRACKER_FUNCTION
         ):
-            lambda_client.put_function_event_invoke_config(
+            _put_invoke_config(
+                lambda_client,
+                wait,
                 FunctionName=resource["lambda_arn"],
                 Qualifier="$LATEST",
                 **tracker_invoke_settings(tracker_failures_arn),
@@ -275,6 +287,20 @@ def configure_tracker(
     raise DeployError(
         f"the deployed stage has no tracker ({TRACKER_FUNCTION}): run chalice deploy first"
     )
+
+
+def _put_invoke_config(lambda_client: Any, wait: Callable[[float], None], **config: Any) -> None:
+    for delay in (*ROLE_PROPAGATION_DELAYS, None):
+        try:
+            lambda_client.put_function_event_invoke_config(**config)
+            return
+        except lambda_client.exceptions.InvalidParameterValueException as error:
+            message = error.response.get("Error", {}).get("Message", "")
+            if delay is None or "permission" not in message.lower():
+                raise DeployError(
+                    f"Lambda refused the tracker's on-failure destination: {message}"
+                ) from None
+            wait(delay)
 
 
 def read_deployed(project_dir: Path, stage: str) -> dict[str, Any]:

@@ -75,7 +75,12 @@ def package(tmp_path: Path) -> Path:
     )
 
 
-def test_bytecode_is_added_for_the_named_sources_only(package: Path) -> None:
+def test_bytecode_is_added_for_the_named_sources_only(
+    package: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Where this interpreter keeps its own bytecode does not matter: Lambda's looks
+    # in __pycache__.
+    monkeypatch.setattr(sys, "pycache_prefix", str(tmp_path / "elsewhere"))
     before = {
         e.filename: (e.external_attr, zipfile.ZipFile(package).read(e))
         for e in zipfile.ZipFile(package).infolist()
@@ -85,11 +90,12 @@ def test_bytecode_is_added_for_the_named_sources_only(package: Path) -> None:
 
     with zipfile.ZipFile(package) as archive:
         after = {e.filename: (e.external_attr, archive.read(e)) for e in archive.infolist()}
-        pyc = archive.read(importlib.util.cache_from_source("pkg/used.py"))
+        pyc = archive.read(f"pkg/__pycache__/used.{sys.implementation.cache_tag}.pyc")
     assert added == 2
+    tag = sys.implementation.cache_tag
     assert set(after) - set(before) == {
-        importlib.util.cache_from_source("pkg/__init__.py"),
-        importlib.util.cache_from_source("pkg/used.py"),
+        f"pkg/__pycache__/__init__.{tag}.pyc",
+        f"pkg/__pycache__/used.{tag}.pyc",
     }
     assert {name: after[name] for name in before} == before
     assert pyc[:4] == importlib.util.MAGIC_NUMBER
@@ -134,6 +140,22 @@ def test_startup_modules_are_what_importing_the_app_and_one_request_load(tmp_pat
     )
 
     assert startup_modules(package, dict(os.environ)) == ["app.py", "helper.py"]
+
+
+def test_the_probe_sees_the_runtimes_libraries_and_the_package_only(tmp_path: Path) -> None:
+    """boto3 comes with the Lambda runtime; graphql-core, installed here, does not."""
+    runtime_only = write_zip(
+        tmp_path / "runtime.zip",
+        {"app.py": "import boto3\n" + APP_SERVING_ONE_REQUEST, "helper.py": "BODY = '{}'\n"},
+    )
+    missing = write_zip(
+        tmp_path / "missing.zip",
+        {"app.py": "import graphql\n" + APP_SERVING_ONE_REQUEST, "helper.py": "BODY = '{}'\n"},
+    )
+
+    assert startup_modules(runtime_only, {}) == ["app.py", "helper.py"]
+    with pytest.raises(BytecodeError, match="No module named 'graphql'"):
+        startup_modules(missing, {})
 
 
 def test_a_packaged_app_that_does_not_start_is_reported(tmp_path: Path) -> None:

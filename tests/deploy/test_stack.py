@@ -13,6 +13,7 @@ import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -26,10 +27,13 @@ from chalicelib.keys import task_item_keys
 from chalicelib.queues import FUNCTION_TIMEOUT_SECONDS
 from deploy.stack import (
     INLINE_TEMPLATE_LIMIT,
+    ROLE_PROPAGATION_DELAYS,
     DeployError,
     apply_stack,
+    configure_tracker,
     finish_stage,
     prepare_stage,
+    read_deployed,
 )
 from deploy.stage import read_config, stage_environment
 from tests.conftest import ROOT
@@ -259,6 +263,64 @@ def test_finish_gives_the_tracker_its_failure_queue_and_again_changes_nothing(
     attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
     assert attributes["QueueArn"] == failures
     assert attributes["MessageRetentionPeriod"] == str(14 * 24 * 3600)
+
+
+class RefusedUntilRolePropagates:
+    """Lambda's answer while the tracker's role is not yet allowed to send to the queue
+    (IAM lags behind a role update): refuses ``times`` puts, then lets moto answer."""
+
+    MESSAGE = "The provided execution role does not have permissions to call SendMessage on SQS"
+
+    def __init__(self, times: int) -> None:
+        self.left = times
+
+    def __call__(self, **_: Any) -> tuple[Any, dict[str, Any]] | None:
+        if self.left == 0:
+            return None
+        self.left -= 1
+        error = {"Code": "InvalidParameterValueException", "Message": self.MESSAGE}
+        return SimpleNamespace(status_code=400), {"Error": error, "ResponseMetadata": {}}
+
+
+def refused_puts(session: Any, config_file: Path, refusals: int) -> tuple[Any, Any, str]:
+    """The Lambda client, Chalice's record and the failure queue of a deployed stage
+    whose tracker role Lambda does not yet see allowed, ``refusals`` times."""
+    prepared = prepare_stage(session, STAGE, config_file=config_file, stream_layer=LAYER)
+    chalice_deploy(session, config_file)
+    functions = session.client("lambda")
+    functions.meta.events.register(
+        "before-call.lambda.PutFunctionEventInvokeConfig", RefusedUntilRolePropagates(refusals)
+    )
+    deployed = read_deployed(config_file.parent.parent, STAGE)
+    return functions, deployed, prepared.outputs["TrackerFailuresArn"]
+
+
+def test_the_tracker_config_waits_for_the_role_to_reach_iam(
+    session: Any, config_file: Path
+) -> None:
+    functions, deployed, failures = refused_puts(session, config_file, refusals=2)
+    waited: list[float] = []
+
+    configure_tracker(functions, deployed, failures, wait=waited.append)
+
+    assert waited == list(ROLE_PROPAGATION_DELAYS[:2])
+    config = functions.get_function_event_invoke_config(
+        FunctionName=f"ocg-{STAGE}-on_athena_state_change", Qualifier="$LATEST"
+    )
+    assert config["DestinationConfig"] == {"OnFailure": {"Destination": failures}}
+
+
+def test_a_tracker_config_refused_for_a_minute_stops_finish(
+    session: Any, config_file: Path
+) -> None:
+    refusals = len(ROLE_PROPAGATION_DELAYS) + 1
+    functions, deployed, failures = refused_puts(session, config_file, refusals)
+    waited: list[float] = []
+
+    with pytest.raises(DeployError, match="does not have permissions to call SendMessage"):
+        configure_tracker(functions, deployed, failures, wait=waited.append)
+
+    assert waited == list(ROLE_PROPAGATION_DELAYS)
 
 
 def stream_event(session: Any, stream_arn: str) -> dict[str, Any]:

@@ -88,6 +88,17 @@ def test_an_invalid_document_reports_its_errors_every_time_and_skips_the_rest(
     assert every_time == []
 
 
+def test_a_kept_outcome_belongs_to_its_schema(schema: GraphQLSchema) -> None:
+    other = build_executable_schema(load_schema(EXAMPLE_SCHEMA, check_sql=False))
+    other.query_type.fields.pop("readUser")  # type: ignore[union-attr]
+    cache = DocumentCache()
+    document = cache.parse(None, request(READ))
+
+    assert cache.validate(schema, document) == []
+    [error] = cache.validate(other, document)
+    assert "Cannot query field 'readUser'" in error.message
+
+
 def test_a_document_from_elsewhere_is_validated_in_full(schema: GraphQLSchema) -> None:
     once: list[str] = []
     document_rule = counting_rule(once)
