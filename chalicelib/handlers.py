@@ -68,6 +68,7 @@ def deletion_messages(event: SQSEvent, services: Services) -> dict[str, Any]:
 
 def athena_state_change(event: CloudWatchEvent, services: Services) -> None:
     """The tracker: a finished query moves its task to SUCCEEDED or FAILED. A task not
-    recorded yet raises, so the event is delivered again."""
+    recorded yet raises, so the event is delivered again; a query long unrecorded is no
+    task and its event is dropped."""
     time = datetime.fromisoformat(event.time) if event.time else None
     services.tasks.record_state_change(event.detail, time)

@@ -36,6 +36,12 @@ logger = logging.getLogger(__name__)
 
 # How long a task and its result stay readable; DynamoDB's TTL removes the item after.
 TASK_RETENTION = timedelta(days=30)
+# A trigger records its task as soon as Athena has accepted the query. A query still
+# unrecorded this long after its submission never will be: one run in the workgroup by
+# hand, or by a trigger that failed before recording. Shorter than Lambda's first retry
+# of an event (about a minute), so such a query costs one failed attempt, not a message
+# in the tracker's failure queue.
+UNRECORDED_GRACE = timedelta(seconds=30)
 
 TASK_ID, TASK_TYPE, FIELD_NAME = "taskId", "taskType", "fieldName"
 TASK_STATUS, START_DATE, FINISH_DATE, ERROR_MESSAGE = (
@@ -166,10 +172,11 @@ class TaskService:
         """The tracker: an "Athena Query State Change" event's detail. Returns whether
         it moved the task; states that are not final change nothing.
 
-        Raises :class:`TaskNotRecorded` when there is no task item (yet). The finish
-        time and the failure reason come from the engine's record of the execution (the
-        event's time has whole seconds only); the event's own error message is
-        preferred when it has one.
+        Raises :class:`TaskNotRecorded` when there is no task item yet, so the event is
+        delivered again; a query with none ``UNRECORDED_GRACE`` after its submission is
+        no task, and its event is dropped. The finish time and the failure reason come
+        from the engine's record of the execution (the event's time has whole seconds
+        only); the event's own error message is preferred when it has one.
         """
         state = QueryState(detail["currentState"])
         if not state.finished:
@@ -177,13 +184,25 @@ class TaskService:
         execution_id = str(detail["queryExecutionId"])
         task = self._read(execution_id)
         if task is None:
-            raise TaskNotRecorded(f"no task item for query execution {execution_id} yet")
+            self._unrecorded(execution_id)
+            return False
         if task.status is not TaskStatus.RUNNING:
             return False
         recorded = self.engine.execution(execution_id)
         reason = (detail.get("athenaError") or {}).get("errorMessage") or recorded.reason
         execution = QueryExecution(execution_id, state, reason)
         return self._advance(task, execution, recorded.completed or time or self._clock())
+
+    def _unrecorded(self, execution_id: str) -> None:
+        """A finished query without a task item: raises while one may still come."""
+        submitted = self.engine.execution(execution_id).submitted
+        if submitted is None or self._clock() - submitted <= UNRECORDED_GRACE:
+            raise TaskNotRecorded(f"no task item for query execution {execution_id} yet")
+        logger.info(
+            "query execution %s, submitted %s, has no task: not one of ours, ignored",
+            execution_id,
+            submitted.isoformat(),
+        )
 
     def finish(self, execution: QueryExecution, finished_at: datetime) -> bool:
         """Move a task whose query finished to its final state; False when it was final

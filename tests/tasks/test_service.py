@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import logging
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from moto.moto_api import state_manager
 
 from chalicelib import keys
 from chalicelib.tasks.service import (
+    UNRECORDED_GRACE,
     TaskNotFound,
     TaskNotRecorded,
     TaskService,
@@ -153,6 +155,34 @@ def test_an_event_before_the_task_is_recorded_raises_to_be_retried(
 
     with pytest.raises(TaskNotRecorded, match=execution_id):
         deliver(service, state_change("succeeded", execution_id))
+
+
+def test_an_event_of_a_query_long_unrecorded_is_no_task_and_is_dropped(
+    world: AthenaWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A query run in the workgroup by hand: no trigger will ever record it."""
+    execution_id = world.engine.start("SELECT 1", "token-0000000000000000000000000010")
+    submitted = world.engine.execution(execution_id).submitted
+    assert submitted is not None
+    just_in_grace = TaskService(
+        world.dynamodb, TABLE, world.engine, clock=lambda: submitted + UNRECORDED_GRACE
+    )
+    past_grace = TaskService(
+        world.dynamodb,
+        TABLE,
+        world.engine,
+        clock=lambda: submitted + UNRECORDED_GRACE + timedelta(seconds=1),
+    )
+
+    with pytest.raises(TaskNotRecorded):
+        deliver(just_in_grace, state_change("succeeded", execution_id))
+    with caplog.at_level(logging.INFO, logger="chalicelib.tasks.service"):
+        assert deliver(past_grace, state_change("succeeded", execution_id)) is False
+
+    assert f"query execution {execution_id}" in caplog.text
+    assert "not one of ours" in caplog.text
+    response = world.dynamodb.get_item(TableName=TABLE, Key=_key(execution_id))
+    assert "Item" not in response
 
 
 def test_a_poll_finishes_a_task_whose_event_never_came(
