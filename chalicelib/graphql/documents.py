@@ -32,6 +32,8 @@ from graphql import (
 )
 from graphql.utilities.type_info import TypeInfo
 
+from chalicelib.graphql.validation import with_values_at_path
+
 MAX_ENTRIES = 256
 MAX_QUERY_LENGTH = 10_000
 MAX_CACHED_TEXT = 100_000
@@ -63,7 +65,11 @@ class DocumentCache:
         max_query_length: int = MAX_QUERY_LENGTH,
         max_cached_text: int = MAX_CACHED_TEXT,
     ) -> None:
-        self._static = {*specified_rules, IntrospectionDisabledRule, *request_independent}
+        self._static = {
+            *with_values_at_path(specified_rules),
+            IntrospectionDisabledRule,
+            *request_independent,
+        }
         self._max_entries = max_entries
         self._max_query_length = max_query_length
         self._max_cached_text = max_cached_text
@@ -101,10 +107,13 @@ class DocumentCache:
     ) -> list[GraphQLError]:
         """The document's validation errors; request-independent rules' once per document.
 
+        graphql-core's value rule is replaced by one whose messages name the argument and
+        the field inside it (:mod:`chalicelib.graphql.validation`).
+
         ``type_info`` is part of ariadne's validator signature; graphql-core 3.3 has no use
         for it."""
         document = document_ast
-        every = tuple(rules) if rules is not None else specified_rules
+        every = with_values_at_path(rules if rules is not None else specified_rules)
         with self._lock:
             entry = self._by_document.get(id(document))
         if entry is None or entry.document is not document:
