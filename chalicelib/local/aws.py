@@ -9,6 +9,7 @@ it, and a Lambda bundle, which holds ``chalicelib/`` but no moto, can still impo
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -118,6 +119,8 @@ def start_embedded_aws(settings: Settings) -> EmbeddedAWS:
             environ_set = [name for name in environ if name not in os.environ]
             for name in environ_set:
                 os.environ[name] = environ[name]
+            # botocore would announce the emulator's placeholder keys as credentials found.
+            logging.getLogger("botocore.credentials").setLevel(logging.WARNING)
             from moto import mock_aws
 
             mock = mock_aws()
