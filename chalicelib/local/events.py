@@ -59,6 +59,9 @@ STREAM_MAX_RETRIES = 5
 # The most records or messages one get_records / receive_message call returns.
 STREAM_READ_MAX = 1000
 SQS_RECEIVE_MAX = 10
+# How long wait_until_idle waits by default: a message failing until it is dead-lettered
+# alone spends five SQS retry delays (5 s) in the queue, and a slow machine takes longer.
+IDLE_TIMEOUT_SECONDS = 30.0
 
 _TABLE_IN_STREAM_ARN = re.compile(r":table/([^/]+)/stream/")
 _QUEUE_COUNTS = (
@@ -201,7 +204,7 @@ class LocalEventRuntime:
         if thread is not None and thread is not threading.current_thread():
             thread.join()
 
-    def wait_until_idle(self, timeout: float = 10.0) -> None:
+    def wait_until_idle(self, timeout: float = IDLE_TIMEOUT_SECONDS) -> None:
         """Deliver until nothing is pending: every record, message and event, and all
         they caused in turn (a REMOVE that queues a cascade whose deletes stream again).
 
