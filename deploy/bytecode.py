@@ -149,10 +149,11 @@ def add_bytecode(zip_path: Path, sources: Collection[str]) -> int:
     with zipfile.ZipFile(zip_path) as source:
         entries = source.infolist()
         names = {entry.filename for entry in entries}
+        wanted = {_cache_path(name): name for name in sources if name in names}
         compiled = {
-            _cache_path(name): _compile(source.read(name), name)
-            for name in sorted(set(sources))
-            if name in names and _cache_path(name) not in names
+            cached: _compile(source.read(name), name)
+            for cached, name in sorted(wanted.items())
+            if cached not in names
         }
         if not compiled:
             return 0
@@ -178,8 +179,7 @@ def _cache_path(source_name: str) -> str:
     ``__pycache__`` for an unoptimised ``.pyc`` of its cache tag."""
     directory, _, file_name = source_name.rpartition("/")
     stem = file_name.removesuffix(".py")
-    cached = f"__pycache__/{stem}.{sys.implementation.cache_tag}.pyc"
-    return posixpath.join(directory, cached) if directory else cached
+    return posixpath.join(directory, "__pycache__", f"{stem}.{sys.implementation.cache_tag}.pyc")
 
 
 def _compile(source: bytes, name: str) -> bytes:

@@ -112,22 +112,21 @@ class DocumentCache:
 
         ``type_info`` is part of ariadne's validator signature; graphql-core 3.3 has no use
         for it."""
-        document = document_ast
         every = with_values_at_path(rules if rules is not None else specified_rules)
         with self._lock:
-            entry = self._by_document.get(id(document))
-        if entry is None or entry.document is not document:
-            return validate(schema, document, every, max_errors=max_errors)
+            entry = self._by_document.get(id(document_ast))
+        if entry is None or entry.document is not document_ast:
+            return validate(schema, document_ast, every, max_errors=max_errors)
         static = tuple(rule for rule in every if rule in self._static)
         errors = entry.errors.get((schema, static))
         if errors is None:
             errors = entry.errors[schema, static] = validate(
-                schema, document, static, max_errors=max_errors
+                schema, document_ast, static, max_errors=max_errors
             )
         per_request = [rule for rule in every if rule not in self._static]
         if errors or not per_request:
             return errors
-        return validate(schema, document, per_request, max_errors=max_errors)
+        return validate(schema, document_ast, per_request, max_errors=max_errors)
 
     def _keep(self, entry: _Entry) -> None:
         with self._lock:
