@@ -13,7 +13,9 @@ from chalicelib.services import boot
 services = boot()
 settings = services.settings
 
-app = Chalice(app_name="ocg")
+# On Lambda the root logger writes JSON lines (chalicelib.telemetry.logs): Chalice's own
+# logger, which reports a route's unhandled exception, must not write text beside it.
+app = Chalice(app_name="ocg", configure_logs=not services.telemetry.on_lambda)
 
 
 @app.route(

@@ -21,6 +21,7 @@ from chalicelib import keys
 from chalicelib.relations import delete_relations
 from chalicelib.schema.model import SchemaModel
 from chalicelib.tasks.service import DeletionStep, TaskService, TaskStatus
+from chalicelib.telemetry import log_fields, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +57,18 @@ def run_deletion_task(
                 dict.fromkeys(str(row[position]) for row in page.rows if row[position])
             )
     delete_relations(client, table_name, model, list(relation_ids))
-    tasks.complete_deletion(task_id, len(relation_ids))
-    logger.info("deletion task %s: %d join row(s) deleted", task_id, len(relation_ids))
+    if tasks.complete_deletion(task, len(relation_ids)):
+        metrics.count(metrics.JOIN_ROWS_REMOVED, len(relation_ids))
+    logger.info(
+        "deletion task %s: %d join row(s) deleted",
+        task_id,
+        len(relation_ids),
+        extra={
+            "taskId": task_id,
+            "taskType": task.task_type.value,
+            "joinRowsRemoved": len(relation_ids),
+        },
+    )
     return len(relation_ids)
 
 
@@ -73,12 +84,13 @@ def process_deletion_event(
     limit; nothing is dropped."""
     failures = []
     for record in event.get("Records", []):
-        try:
-            task_id = json.loads(record["body"])["taskId"]
-            if not isinstance(task_id, str):
-                raise ValueError("taskId must be a string")
-            run_deletion_task(task_id, tasks, client, table_name, model)
-        except Exception:
-            logger.exception("deletion message %s failed", record.get("messageId"))
-            failures.append({"itemIdentifier": record["messageId"]})
+        with log_fields(correlationId=record.get("messageId")):
+            try:
+                task_id = json.loads(record["body"])["taskId"]
+                if not isinstance(task_id, str):
+                    raise ValueError("taskId must be a string")
+                run_deletion_task(task_id, tasks, client, table_name, model)
+            except Exception:
+                logger.exception("deletion message %s failed", record.get("messageId"))
+                failures.append({"itemIdentifier": record["messageId"]})
     return {"batchItemFailures": failures}

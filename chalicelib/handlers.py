@@ -1,7 +1,10 @@
 """One function per entry point of ``app.py``: Chalice's objects in, Chalice's answers out.
 
 Each adapts the Chalice request or event to the pure function that does the work, with
-the clients of :class:`~chalicelib.services.Services` passed in.
+the clients of :class:`~chalicelib.services.Services` passed in, inside one telemetry
+invocation: its log lines carry its correlation id, and the metrics the work records
+are written when it ends, even when it raises. A batch's records each get their own
+correlation id where the batch is taken apart (their message id, their stream eventID).
 """
 
 from __future__ import annotations
@@ -23,9 +26,20 @@ def _to_chalice(response: HttpResponse) -> Response:
     return Response(body=response.body, status_code=response.status, headers=headers)
 
 
+def _api_request_id(request: Request | None) -> str | None:
+    """API Gateway's id of the request (the Lambda request id where there is none)."""
+    if request is None:
+        return None
+    request_id = request.context.get("requestId")
+    if request_id is None and request.lambda_context is not None:
+        request_id = getattr(request.lambda_context, "aws_request_id", None)
+    return None if request_id is None else str(request_id)
+
+
 def graphql_request(request: Request | None, services: Services) -> Response:
-    body = request.raw_body if request is not None else None
-    return _to_chalice(services.graphql_endpoint.execute(body, services))
+    with services.telemetry.invocation(_api_request_id(request)):
+        body = request.raw_body if request is not None else None
+        return _to_chalice(services.graphql_endpoint.execute(body, services))
 
 
 def graphql_explorer(services: Services) -> Response:
@@ -37,38 +51,45 @@ def graphql_explorer(services: Services) -> Response:
 def table_changes(event: DynamoDBEvent, services: Services) -> dict[str, Any]:
     from chalicelib.lake.stream import process_stream_event
 
-    return process_stream_event(
-        event.to_dict(),
-        model=services.model,
-        object_store=services.lake_objects,
-        sqs_client=services.client("sqs"),
-        cascade_queue_url=services.settings.cascade_queue_url,
-    )
+    with services.telemetry.invocation():
+        return process_stream_event(
+            event.to_dict(),
+            model=services.model,
+            object_store=services.lake_objects,
+            sqs_client=services.client("sqs"),
+            cascade_queue_url=services.settings.cascade_queue_url,
+        )
 
 
 def cascade_messages(event: SQSEvent, services: Services) -> dict[str, Any]:
     from chalicelib.relations import process_cascade_event
 
-    return process_cascade_event(
-        event.to_dict(), services.client("dynamodb"), services.settings.table_name, services.model
-    )
+    with services.telemetry.invocation():
+        return process_cascade_event(
+            event.to_dict(),
+            services.client("dynamodb"),
+            services.settings.table_name,
+            services.model,
+        )
 
 
 def deletion_messages(event: SQSEvent, services: Services) -> dict[str, Any]:
     from chalicelib.deletions import process_deletion_event
 
-    return process_deletion_event(
-        event.to_dict(),
-        services.tasks,
-        services.client("dynamodb"),
-        services.settings.table_name,
-        services.model,
-    )
+    with services.telemetry.invocation():
+        return process_deletion_event(
+            event.to_dict(),
+            services.tasks,
+            services.client("dynamodb"),
+            services.settings.table_name,
+            services.model,
+        )
 
 
 def athena_state_change(event: CloudWatchEvent, services: Services) -> None:
     """The tracker: a finished query moves its task to SUCCEEDED or FAILED. A task not
     recorded yet raises, so the event is delivered again; a query long unrecorded is no
     task and its event is dropped."""
-    time = datetime.fromisoformat(event.time) if event.time else None
-    services.tasks.record_state_change(event.detail, time)
+    with services.telemetry.invocation(event.detail.get("queryExecutionId")):
+        time = datetime.fromisoformat(event.time) if event.time else None
+        services.tasks.record_state_change(event.detail, time)

@@ -17,7 +17,12 @@ DLQ_SUFFIX = "-dlq"
 # (retried) invocation still works on it.
 FUNCTION_TIMEOUT_SECONDS = 60
 VISIBILITY_TIMEOUT_SECONDS = 6 * FUNCTION_TIMEOUT_SECONDS
-# How long a dead-lettered message is kept for inspection (SQS's maximum, 14 days).
+# How long a queued message is kept (SQS's default, stated so it is a decision): far
+# longer than its five receives take.
+RETENTION_SECONDS = 4 * 24 * 3600
+# How long a dead-lettered message is kept for inspection (SQS's maximum, 14 days). SQS
+# keeps a message's first enqueue time when it moves it to the dead-letter queue, so this
+# must exceed RETENTION_SECONDS or a message could expire on arrival.
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 
 
@@ -29,6 +34,7 @@ def queue_attributes(dead_letter_queue_arn: Any) -> dict[str, Any]:
     """A queue's attributes; the ARN may be a CloudFormation reference in a template."""
     return {
         "VisibilityTimeout": VISIBILITY_TIMEOUT_SECONDS,
+        "MessageRetentionPeriod": RETENTION_SECONDS,
         "RedrivePolicy": {
             "deadLetterTargetArn": dead_letter_queue_arn,
             "maxReceiveCount": MAX_RECEIVE_COUNT,
@@ -41,5 +47,6 @@ def sqs_attributes(dead_letter_queue_arn: str) -> dict[str, str]:
     attributes = queue_attributes(dead_letter_queue_arn)
     return {
         "VisibilityTimeout": str(attributes["VisibilityTimeout"]),
+        "MessageRetentionPeriod": str(attributes["MessageRetentionPeriod"]),
         "RedrivePolicy": json.dumps(attributes["RedrivePolicy"]),
     }

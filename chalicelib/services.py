@@ -22,6 +22,11 @@ from typing import IO, TYPE_CHECKING, Any
 from chalicelib.keys import LAKE_PREFIX
 from chalicelib.schema import SchemaError, load_schema
 from chalicelib.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
+from chalicelib.telemetry import Telemetry, configure_logging
+from chalicelib.telemetry.logs import (
+    LAMBDA_FUNCTION_VARIABLE as LAMBDA_FUNCTION_VARIABLE,  # re-exported: deploy, tests
+)
+from chalicelib.telemetry.logs import lambda_function_name
 
 if TYPE_CHECKING:
     from chalice.app import Chalice
@@ -37,9 +42,6 @@ if TYPE_CHECKING:
 
 ClientFactory = Callable[[str], Any]
 
-# Set by Lambda in every function's environment.
-LAMBDA_FUNCTION_VARIABLE = "AWS_LAMBDA_FUNCTION_NAME"
-
 logger = logging.getLogger(__name__)
 
 
@@ -51,6 +53,8 @@ class Services:
         self.model = model
         self.client = cache(client)
         self.local_runtime: LocalRuntime | None = None
+        # The handlers' invocations: their log fields and metrics.
+        self.telemetry = Telemetry(settings, function_name=lambda_function_name())
 
     @cached_property
     def store(self) -> EntityStore:
@@ -121,15 +125,23 @@ class Services:
     @cached_property
     def graphql_endpoint(self) -> GraphQLEndpoint:
         """The API; a protected stage's is limited in depth and cost, without
-        introspection."""
+        introspection. Every stage caps the tasks one request may trigger."""
         from chalicelib.graphql import GraphQLEndpoint, build_executable_schema
+        from chalicelib.graphql.triggers import trigger_limit
 
         limits = None
         if self.settings.graphql_protected:
             from chalicelib.graphql.limits import ApiLimits
 
             limits = ApiLimits(self.model)
-        return GraphQLEndpoint(build_executable_schema(self.model), limits)
+        triggers = trigger_limit(
+            self.model,
+            max_tasks=self.settings.max_task_triggers,
+            max_deletions=self.settings.max_deletion_triggers,
+        )
+        return GraphQLEndpoint(
+            build_executable_schema(self.model), limits, document_rules=(triggers,)
+        )
 
     def deliver_local_events(self, app: Chalice) -> None:
         """On the embedded default, feed streams, queues and events to ``app``'s handlers.
@@ -237,9 +249,11 @@ def boot() -> Services:
 
     The failure is a ``SystemExit`` carrying only the message, so the chalice CLI, the
     Lambda log and a plain ``python -c "import app"`` show where and why, not a traceback.
+    Where Lambda runs the app, logging is set up first: JSON lines at ``OCG_LOG_LEVEL``.
     """
     try:
         settings = load_settings()
+        configure_logging(settings)
         _spare_the_collector_what_lives_forever()
         model = load_schema(settings.schema_file, check_sql=_sql_checked_here(settings))
     except SettingsError as error:

@@ -19,11 +19,23 @@ from typing import Literal
 Mode = Literal["aws", "local"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-PROJECT_NAME_RULE = re.compile(r"[a-z][a-z0-9-]{2,40}")
+# DESIGN's rule, narrowed so that every name derived from the project fits its service:
+# the longest, the Athena results bucket ``ocg-<project>-athena-<account>``, must stay
+# within S3's 63 characters (39 for the project), and a bucket name ends in a letter or
+# digit.
+PROJECT_NAME_RULE = re.compile(r"[a-z][a-z0-9-]{1,37}[a-z0-9]")
 
 # moto's fixed account: what every ARN looks like in the embedded default.
 LOCAL_ACCOUNT_ID = "123456789012"
 LOCAL_REGION = "us-east-1"
+
+# Task triggers one request may select: query tasks, deletion tasks.
+DEFAULT_MAX_TASK_TRIGGERS = 5
+DEFAULT_MAX_DELETION_TRIGGERS = 1
+
+# The root logger's level on Lambda (chalicelib.telemetry.logs).
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_LOG_LEVEL = "INFO"
 
 
 class SettingsError(ValueError):
@@ -58,6 +70,12 @@ class Settings:
     # Deployed stages require an API key and refuse introspection, deep and costly
     # requests; the local stage stays open for the explorer.
     graphql_protected: bool
+    # How many query tasks, and how many deletion tasks, one request may trigger (every
+    # stage: see chalicelib/graphql/triggers.py).
+    max_task_triggers: int = DEFAULT_MAX_TASK_TRIGGERS
+    max_deletion_triggers: int = DEFAULT_MAX_DELETION_TRIGGERS
+    # The level of the root logger where Lambda runs the app: one of LOG_LEVELS.
+    log_level: str = DEFAULT_LOG_LEVEL
 
     @property
     def is_local(self) -> bool:
@@ -88,7 +106,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if not PROJECT_NAME_RULE.fullmatch(project):
         raise SettingsError(
             f"OCG_PROJECT={project!r} must match {PROJECT_NAME_RULE.pattern} "
-            "(lower-case letters, digits and hyphens, 3 to 41 characters)"
+            "(lower-case letters, digits and hyphens, 3 to 39 characters, starting with a "
+            "letter and ending with a letter or digit)"
         )
     mode = get("OCG_MODE", "local")
     if mode not in ("aws", "local"):
@@ -159,6 +178,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         graphql_protected=_flag(
             "OCG_GRAPHQL_PROTECTED", get("OCG_GRAPHQL_PROTECTED", str(mode == "aws"))
         ),
+        max_task_triggers=_positive_int(
+            "OCG_MAX_TASK_TRIGGERS", get("OCG_MAX_TASK_TRIGGERS", str(DEFAULT_MAX_TASK_TRIGGERS))
+        ),
+        max_deletion_triggers=_positive_int(
+            "OCG_MAX_DELETION_TRIGGERS",
+            get("OCG_MAX_DELETION_TRIGGERS", str(DEFAULT_MAX_DELETION_TRIGGERS)),
+        ),
+        log_level=_log_level(get("OCG_LOG_LEVEL", DEFAULT_LOG_LEVEL)),
     )
 
 
@@ -166,3 +193,15 @@ def _flag(name: str, value: str) -> bool:
     if value.lower() not in ("true", "false"):
         raise SettingsError(f"{name}={value!r} must be true or false")
     return value.lower() == "true"
+
+
+def _positive_int(name: str, value: str) -> int:
+    if not re.fullmatch(r"[0-9]+", value) or int(value) < 1:
+        raise SettingsError(f"{name}={value!r} must be a positive integer")
+    return int(value)
+
+
+def _log_level(value: str) -> str:
+    if value.upper() not in LOG_LEVELS:
+        raise SettingsError(f"OCG_LOG_LEVEL={value!r} must be one of {', '.join(LOG_LEVELS)}")
+    return value.upper()

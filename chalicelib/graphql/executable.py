@@ -129,6 +129,22 @@ def format_error(error: GraphQLError, debug: bool = False) -> dict[str, Any]:
     return formatted
 
 
+class ErrorTally:
+    """The ``error_formatter`` of one request: :func:`format_error`, counting how many
+    errors were internal and how many were the client's."""
+
+    def __init__(self) -> None:
+        self.internal = 0
+        self.client = 0
+
+    def format(self, error: GraphQLError, debug: bool = False) -> dict[str, Any]:
+        if is_internal(error):
+            self.internal += 1
+        else:
+            self.client += 1
+        return format_error(error, debug)
+
+
 class InternalErrorLog(logging.LoggerAdapter[logging.Logger]):
     """Ariadne logs every GraphQL error with a traceback; only our own faults deserve one,
     so a client's bad input does not bury them."""

@@ -13,6 +13,11 @@ each item's records are applied in stream order: records are grouped by object k
 each group runs its records one after the other (stopping at its first failure, as
 the rest will be replayed), and different groups run concurrently on a bounded pool.
 
+Each record's log lines carry its ``eventID`` as correlation id (the pool's threads run
+in a copy of the invocation's context); the batch counts the lake objects it wrote and
+deleted, its failed records and the age of its oldest record
+(:mod:`chalicelib.telemetry.metrics`), and logs one line saying so.
+
 Items are classified by key and ``entityType``: task and join relation items, and any
 item without ``entityType``, are not part of the lake. Join row items carry
 ``entityType`` = ``keys.JOIN_ROW_ENTITY_TYPE`` and name their table in ``tableName``.
@@ -26,8 +31,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -38,6 +45,7 @@ from chalicelib import keys
 from chalicelib.lake.columns import TableSpec, entity_table, join_row_table, parse_timestamp
 from chalicelib.lake.objects import ObjectStore
 from chalicelib.schema.model import SchemaModel
+from chalicelib.telemetry import log_fields, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -58,12 +66,23 @@ class _Change:
     """What one stream record does to the lake."""
 
     index: int
+    sequence_number: str
+    event_id: str | None  # the record's eventID: the correlation id of its log lines
     object_key: str
     table: TableSpec
     # The row's attributes by column name; None deletes the object.
     values: Mapping[str, object] | None
     # ``(t, id)`` of a removed entity, for the cascade queue.
     removed_entity: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class _Applied:
+    """What one object's changes did."""
+
+    written: int = 0
+    deleted: int = 0
+    failed: int | None = None  # the index of the record that failed, if one did
 
 
 @dataclass(frozen=True)
@@ -118,8 +137,9 @@ def _read_change(index: int, record: Mapping[str, Any], tables: _Tables) -> _Cha
     # Normalised to UTC: the partition is the UTC date even if a zone offset slipped in.
     created_utc = parse_timestamp(created_at).isoformat()
     object_key = keys.lake_object_key(table.name, created_utc, item_id)
+    record_ids = (index, str(stream["SequenceNumber"]), record.get("eventID"))
     if event_name == "REMOVE":
-        return _Change(index, object_key, table, None, removed_entity)
+        return _Change(*record_ids, object_key, table, None, removed_entity)
     values: dict[str, object] = {
         column.name: _deserialize(image[column.name])
         for column in table.columns
@@ -127,7 +147,7 @@ def _read_change(index: int, record: Mapping[str, Any], tables: _Tables) -> _Cha
     }
     if prefix == keys.JOIN_ROW_PREFIX:
         values[keys.LAKE_S3_KEY] = object_key
-    return _Change(index, object_key, table, values)
+    return _Change(*record_ids, object_key, table, values)
 
 
 def _apply_in_order(
@@ -137,24 +157,41 @@ def _apply_in_order(
     object_store: ObjectStore,
     sqs_client: Any,
     cascade_queue_url: str,
-) -> int | None:
-    """Apply one object's changes in stream order; the index of the first failure, if any."""
+) -> _Applied:
+    """Apply one object's changes in stream order, up to the first that fails."""
+    written = deleted = 0
     for change in changes:
-        try:
-            if change.values is None:
-                object_store.delete(change.object_key)
-            else:
-                object_store.put(change.object_key, encode(change.table, change.values))
-            if change.removed_entity is not None:
-                entity_type, entity_id = change.removed_entity
-                sqs_client.send_message(
-                    QueueUrl=cascade_queue_url,
-                    MessageBody=json.dumps({"entityType": entity_type, "entityId": entity_id}),
+        with log_fields(correlationId=change.event_id):
+            try:
+                if change.values is None:
+                    object_store.delete(change.object_key)
+                    deleted += 1
+                else:
+                    object_store.put(change.object_key, encode(change.table, change.values))
+                    written += 1
+                if change.removed_entity is not None:
+                    entity_type, entity_id = change.removed_entity
+                    sqs_client.send_message(
+                        QueueUrl=cascade_queue_url,
+                        MessageBody=json.dumps({"entityType": entity_type, "entityId": entity_id}),
+                    )
+            except Exception:
+                logger.exception(
+                    "stream record %d (%s) failed",
+                    change.index,
+                    change.object_key,
+                    extra={"failedSequenceNumber": change.sequence_number},
                 )
-        except Exception:
-            logger.exception("stream record %d (%s) failed", change.index, change.object_key)
-            return change.index
-    return None
+                return _Applied(written, deleted, change.index)
+    return _Applied(written, deleted)
+
+
+def _record_age_ms(records: Sequence[Mapping[str, Any]]) -> int | None:
+    """How long ago the batch's oldest record was written to the table, by the stream's
+    ``ApproximateCreationDateTime`` (epoch seconds, as Lambda delivers it)."""
+    created = [record["dynamodb"].get("ApproximateCreationDateTime") for record in records]
+    times = [float(t) for t in created if isinstance(t, int | float)]
+    return max(0, round((time.time() - min(times)) * 1000)) if times else None
 
 
 def process_stream_event(
@@ -175,18 +212,28 @@ def process_stream_event(
 
     records = event.get("Records", [])
     sequence_numbers: list[str] = [record["dynamodb"]["SequenceNumber"] for record in records]
+    age_ms = _record_age_ms(records)
+    if age_ms is not None:
+        metrics.maximum(metrics.STREAM_RECORD_AGE, age_ms)
     tables = _Tables.of(model)
     failed: list[int] = []
     by_object: dict[str, list[_Change]] = {}
     for index, record in enumerate(records):
-        try:
-            change = _read_change(index, record, tables)
-        except Exception:
-            logger.exception("stream record %d (%s) failed", index, sequence_numbers[index])
-            failed.append(index)
-            continue
+        with log_fields(correlationId=record.get("eventID")):
+            try:
+                change = _read_change(index, record, tables)
+            except Exception:
+                logger.exception(
+                    "stream record %d (%s) failed",
+                    index,
+                    sequence_numbers[index],
+                    extra={"failedSequenceNumber": sequence_numbers[index]},
+                )
+                failed.append(index)
+                continue
         if change is not None:
             by_object.setdefault(change.object_key, []).append(change)
+    applied: list[_Applied] = []
     if by_object:
         apply = partial(
             _apply_in_order,
@@ -196,7 +243,46 @@ def process_stream_event(
             cascade_queue_url=cascade_queue_url,
         )
         with ThreadPoolExecutor(max_workers=min(max_workers, len(by_object))) as pool:
-            failed.extend(i for i in pool.map(apply, by_object.values()) if i is not None)
-    if not failed:
+            # Each in a copy of this context: its log fields and metrics are this batch's.
+            futures = [
+                pool.submit(copy_context().run, apply, changes) for changes in by_object.values()
+            ]
+            applied = [future.result() for future in futures]
+    failed.extend(outcome.failed for outcome in applied if outcome.failed is not None)
+    first_failed = sequence_numbers[min(failed)] if failed else None
+    _report_batch(len(records), applied, len(failed), first_failed, age_ms)
+    if first_failed is None:
         return {"batchItemFailures": []}
-    return {"batchItemFailures": [{"itemIdentifier": sequence_numbers[min(failed)]}]}
+    return {"batchItemFailures": [{"itemIdentifier": first_failed}]}
+
+
+def _report_batch(
+    records: int,
+    applied: Sequence[_Applied],
+    failed: int,
+    first_failed: str | None,
+    age_ms: int | None,
+) -> None:
+    written = sum(outcome.written for outcome in applied)
+    deleted = sum(outcome.deleted for outcome in applied)
+    metrics.count(metrics.LAKE_OBJECTS_WRITTEN, written)
+    metrics.count(metrics.LAKE_OBJECTS_DELETED, deleted)
+    metrics.count(metrics.LAKE_WRITE_FAILURES, failed)
+    logger.log(
+        logging.WARNING if failed else logging.INFO,
+        "stream batch of %d record(s): %d lake object(s) written, %d deleted, %d record(s) "
+        "failed%s",
+        records,
+        written,
+        deleted,
+        failed,
+        f"; the batch resumes from {first_failed}" if first_failed else "",
+        extra={
+            "records": records,
+            "objectsWritten": written,
+            "objectsDeleted": deleted,
+            "failedRecords": failed,
+            "failedSequenceNumber": first_failed,
+            "recordAgeMs": age_ms,
+        },
+    )

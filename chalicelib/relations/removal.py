@@ -19,6 +19,7 @@ from typing import Any
 from chalicelib import keys
 from chalicelib.relations._wire import deserialize, serialize, wire
 from chalicelib.schema.model import SchemaModel
+from chalicelib.telemetry import log_fields, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +167,7 @@ def delete_entity_relations(
             keys.relation_id_of(deserialize(item[keys.SK])) for item in page.get("Items", [])
         ]
         delete_relations(client, table_name, model, relation_ids, finder=partition)
+        metrics.count(metrics.RELATIONS_REMOVED, len(relation_ids))
         found += len(relation_ids)
     return found
 
@@ -181,14 +183,25 @@ def process_cascade_event(
     """
     failures = []
     for record in event.get("Records", []):
-        try:
-            message = json.loads(record["body"])
-            entity_key, entity_id = message["entityType"], message["entityId"]
-            if not (isinstance(entity_key, str) and isinstance(entity_id, str)):
-                raise ValueError("entityType and entityId must be strings")
-            found = delete_entity_relations(client, table_name, model, entity_key, entity_id)
-            logger.info("cascade %s#%s: %d relation(s) removed", entity_key, entity_id, found)
-        except Exception:
-            logger.exception("cascade message %s failed", record.get("messageId"))
-            failures.append({"itemIdentifier": record["messageId"]})
+        with log_fields(correlationId=record.get("messageId")):
+            try:
+                message = json.loads(record["body"])
+                entity_key, entity_id = message["entityType"], message["entityId"]
+                if not (isinstance(entity_key, str) and isinstance(entity_id, str)):
+                    raise ValueError("entityType and entityId must be strings")
+                found = delete_entity_relations(client, table_name, model, entity_key, entity_id)
+                logger.info(
+                    "cascade %s#%s: %d relation(s) removed",
+                    entity_key,
+                    entity_id,
+                    found,
+                    extra={
+                        "entityType": entity_key,
+                        "entityId": entity_id,
+                        "relationsRemoved": found,
+                    },
+                )
+            except Exception:
+                logger.exception("cascade message %s failed", record.get("messageId"))
+                failures.append({"itemIdentifier": record["messageId"]})
     return {"batchItemFailures": failures}

@@ -46,12 +46,14 @@ class AthenaEngine:
         reason = status.get("AthenaError", {}).get("ErrorMessage") or status.get(
             "StateChangeReason"
         )
+        scanned = execution.get("Statistics", {}).get("DataScannedInBytes")
         return QueryExecution(
             execution_id=execution_id,
             state=QueryState(status["State"]),
             reason=reason,
             submitted=status.get("SubmissionDateTime"),
             completed=status.get("CompletionDateTime"),
+            data_scanned_bytes=None if scanned is None else int(scanned),
         )
 
     def results(

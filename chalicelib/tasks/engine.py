@@ -44,6 +44,9 @@ class QueryExecution:
     reason: str | None = None  # why it failed or was cancelled
     submitted: datetime | None = None
     completed: datetime | None = None
+    # What the query read, as Athena bills it; None where the engine does not measure it
+    # (the local engine: DuckDB reads its in-memory copy of the lake, not Athena's files).
+    data_scanned_bytes: int | None = None
 
 
 @dataclass(frozen=True)

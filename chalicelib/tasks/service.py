@@ -31,6 +31,7 @@ from chalicelib.tasks.engine import (
     QueryState,
     ResultPage,
 )
+from chalicelib.telemetry import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ TASK_RETENTION = timedelta(days=30)
 # of an event (about a minute), so such a query costs one failed attempt, not a message
 # in the tracker's failure queue.
 UNRECORDED_GRACE = timedelta(seconds=30)
+MILLISECOND = timedelta(milliseconds=1)
 
 TASK_ID, TASK_TYPE, FIELD_NAME = "taskId", "taskType", "fieldName"
 TASK_STATUS, START_DATE, FINISH_DATE, ERROR_MESSAGE = (
@@ -102,6 +104,17 @@ def _final_status(execution: QueryExecution) -> tuple[TaskStatus, str | None]:
     return TaskStatus.FAILED, execution.reason or "the query failed"
 
 
+def _task_fields(task: Task) -> dict[str, str]:
+    """What an operator filters a task's log lines on."""
+    return {"taskId": task.task_id, "taskType": task.task_type.value, "fieldName": task.field_name}
+
+
+def _milliseconds_between(start_text: str, end: datetime) -> int:
+    """From a stored start time to ``end``, both as stored (whole milliseconds)."""
+    start = datetime.fromisoformat(start_text)
+    return max(0, round((datetime.fromisoformat(keys.timestamp_text(end)) - start) / MILLISECOND))
+
+
 class TaskService:
     def __init__(
         self,
@@ -152,6 +165,16 @@ class TaskService:
             TableName=self._table,
             Item={name: self._serializer.serialize(value) for name, value in item.items()},
         )
+        metrics.count(metrics.TASKS_TRIGGERED)
+        if task_type is TaskType.DELETION:
+            metrics.count(metrics.DELETION_TASKS_TRIGGERED)
+        logger.info(
+            "%s task %s of %s triggered",
+            task_type.value,
+            execution_id,
+            field_name,
+            extra={"taskId": execution_id, "taskType": task_type.value, "fieldName": field_name},
+        )
         return task
 
     def task(self, task_id: str, field_name: str) -> Task:
@@ -190,7 +213,9 @@ class TaskService:
             return False
         recorded = self.engine.execution(execution_id)
         reason = (detail.get("athenaError") or {}).get("errorMessage") or recorded.reason
-        execution = QueryExecution(execution_id, state, reason)
+        execution = QueryExecution(
+            execution_id, state, reason, data_scanned_bytes=recorded.data_scanned_bytes
+        )
         return self._advance(task, execution, recorded.completed or time or self._clock())
 
     def _unrecorded(self, execution_id: str) -> None:
@@ -235,11 +260,12 @@ class TaskService:
             raise TaskNotFound(f"no deletion task {task_id!r}")
         return task
 
-    def complete_deletion(self, task_id: str, deleted_count: int) -> bool:
+    def complete_deletion(self, task: Task, deleted_count: int) -> bool:
         """Every selected row is gone: the task SUCCEEDED. False when it had already
         (the message was delivered twice)."""
-        return self._update(
-            task_id,
+        finished_at = self._clock()
+        completed = self._update(
+            task.task_id,
             "SET #status = :status, #finish = :finish, #count = :count REMOVE #step",
             "#status = :running AND #step = :queued",
             {"#finish": FINISH_DATE, "#count": DELETED_COUNT, "#step": DELETION_STEP},
@@ -247,10 +273,13 @@ class TaskService:
                 ":running": TaskStatus.RUNNING.value,
                 ":queued": DeletionStep.QUEUED.value,
                 ":status": TaskStatus.SUCCEEDED.value,
-                ":finish": keys.timestamp_text(self._clock()),
+                ":finish": keys.timestamp_text(finished_at),
                 ":count": deleted_count,
             },
         )
+        if completed:
+            self._finished(task, TaskStatus.SUCCEEDED, finished_at)
+        return completed
 
     def results(
         self, task: Task, *, next_token: str | None, limit: int | None
@@ -270,9 +299,52 @@ class TaskService:
         return pages, None
 
     def _advance(self, task: Task, execution: QueryExecution, finished_at: datetime) -> bool:
+        """Move a task whose query finished on; only the caller that moved it counts the
+        query's scanned bytes and, when the task is final, its outcome."""
+        scanned = execution.data_scanned_bytes
         if task.task_type is TaskType.DELETION and execution.state is QueryState.SUCCEEDED:
-            return self._queue(task.task_id)
-        return self.finish(execution, finished_at)
+            moved = self._queue(task.task_id)
+            if moved:
+                logger.info(
+                    "deletion task %s selected its rows; queued for deletion",
+                    task.task_id,
+                    extra={**_task_fields(task), "bytesScanned": scanned},
+                )
+        else:
+            moved = self.finish(execution, finished_at)
+            if moved:
+                status, _ = _final_status(execution)
+                self._finished(task, status, finished_at, scanned)
+        if moved and scanned is not None:
+            metrics.observe(metrics.TASK_BYTES_SCANNED, scanned)
+        return moved
+
+    def _finished(
+        self,
+        task: Task,
+        status: TaskStatus,
+        finished_at: datetime,
+        bytes_scanned: int | None = None,
+    ) -> None:
+        """Count and log a task that has just reached its final state."""
+        duration_ms = _milliseconds_between(task.start_date, finished_at)
+        succeeded = status is TaskStatus.SUCCEEDED
+        metrics.count(metrics.TASKS_SUCCEEDED if succeeded else metrics.TASKS_FAILED)
+        metrics.observe(metrics.TASK_DURATION, duration_ms)
+        logger.log(
+            logging.INFO if succeeded else logging.WARNING,
+            "%s task %s %s after %d ms",
+            task.task_type.value,
+            task.task_id,
+            status.value,
+            duration_ms,
+            extra={
+                **_task_fields(task),
+                "taskStatus": status.value,
+                "durationMs": duration_ms,
+                "bytesScanned": bytes_scanned,
+            },
+        )
 
     def _queue(self, task_id: str) -> bool:
         """SELECTING → QUEUED, then the message: only the caller that made the move

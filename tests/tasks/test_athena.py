@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from moto.moto_api import state_manager
 
@@ -80,3 +82,13 @@ def test_a_token_athena_refuses_is_an_invalid_page_token(world: AthenaWorld) -> 
 
     with pytest.raises(InvalidPageToken, match="nextToken"):
         world.engine.results(execution_id, next_token="not-a-token")
+
+
+def test_the_bytes_a_query_scanned_come_from_athenas_statistics(world: AthenaWorld) -> None:
+    def report(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["QueryExecution"]["Statistics"]["DataScannedInBytes"] = 123_456_789
+
+    world.athena.meta.events.register("after-call.athena.GetQueryExecution", report)
+    execution_id = world.engine.start("SELECT 1", "token-0000000000000000000000000099")
+
+    assert world.engine.execution(execution_id).data_scanned_bytes == 123_456_789

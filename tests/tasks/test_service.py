@@ -20,6 +20,7 @@ from chalicelib.tasks.service import (
     TaskStatus,
     TaskType,
 )
+from chalicelib.telemetry.metrics import MetricsRecorder, recording
 from tests.athena_world import TABLE, AthenaWorld
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
@@ -235,3 +236,55 @@ def test_results_are_every_page_or_the_page_asked_for(
     rest, token = service.results(task, next_token=token, limit=None)
     assert token is None
     assert [row[0] for page in rest for row in page.rows] == [str(i) for i in range(20, 1500)]
+
+
+def scanned_bytes(world: AthenaWorld, count: int) -> None:
+    """Athena's statistics of every execution read from now on report ``count`` bytes."""
+
+    def report(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["QueryExecution"].setdefault("Statistics", {})["DataScannedInBytes"] = count
+
+    world.athena.meta.events.register("after-call.athena.GetQueryExecution", report)
+
+
+def test_a_finished_task_is_counted_once_with_its_duration_and_scanned_bytes(
+    world: AthenaWorld, service: TaskService, manual_athena: None
+) -> None:
+    scanned_bytes(world, 10_485_760)
+    recorder = MetricsRecorder()
+
+    with recording(recorder):
+        task = service.trigger(TaskType.QUERY, "usersByCity", "SELECT 1")
+        event = state_change("succeeded", task.task_id)
+        deliver(service, event)
+        deliver(service, event)  # a duplicate
+        service.task(task.task_id, "usersByCity")  # a poll of a final task
+
+    finished = datetime.fromisoformat(completion(world, task.task_id))
+    assert recorder.values() == {
+        "TasksTriggered": 1,
+        "TasksSucceeded": 1,
+        "TaskDuration": [round((finished - STARTED) / timedelta(milliseconds=1))],
+        "TaskBytesScanned": [10_485_760],
+    }
+
+
+def test_a_failed_task_and_a_deletion_task_are_counted_as_such(
+    world: AthenaWorld, service: TaskService, manual_athena: None
+) -> None:
+    recorder = MetricsRecorder()
+
+    with recording(recorder):
+        failing = service.trigger(TaskType.QUERY, "usersByCity", "SELECT nope")
+        service.trigger(TaskType.DELETION, "removeFavoritesOfProduct", "SELECT 1")
+        deliver(service, state_change("failed", failing.task_id))
+
+    values = recorder.values()
+    duration = values.pop("TaskDuration")
+    assert isinstance(duration, list) and len(duration) == 1
+    assert values == {
+        "TasksTriggered": 2,
+        "DeletionTasksTriggered": 1,
+        "TasksFailed": 1,
+        "TaskBytesScanned": [0],  # moto's statistics
+    }
