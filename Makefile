@@ -4,7 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
 
-.PHONY: install run test lint types check bench deploy package clean
+SCAN   := .venv-scan
+
+.PHONY: install run test lint types check bench deploy package scan teardown clean
 
 install: $(VENV)/.installed
 
@@ -48,5 +50,24 @@ deploy: install
 package: install
 	$(BIN)/python -m deploy package --stage $(STAGE) --out out
 
+$(SCAN)/.installed: requirements-scan.txt
+	$(PYTHON) -m venv $(SCAN)
+	$(SCAN)/bin/pip install --quiet --upgrade pip
+	$(SCAN)/bin/pip install --quiet -r requirements-scan.txt
+	touch $@
+
+## Both paths' templates through cfn-lint (informational rules included) and checkov
+## (.checkov.yaml lists the skipped checks and why). Path b's stack is made for an
+## example account: only names depend on it.
+scan: package $(SCAN)/.installed
+	OCG_ACCOUNT_ID=111111111111 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} \
+		$(BIN)/python -m deploy resources --stage $(STAGE) > out/resources.json
+	$(BIN)/cfn-lint --include-checks I -- out/sam.json out/resources.json
+	$(SCAN)/bin/checkov --config-file .checkov.yaml -f out/sam.json -f out/resources.json
+
+## Delete the stage's stack (DATA=1 also deletes its table, lake and access logs).
+teardown: install
+	$(BIN)/python -m deploy teardown --stage $(STAGE) $(if $(DATA),--delete-data)
+
 clean:
-	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SCAN) out .local .pytest_cache .mypy_cache .ruff_cache

@@ -8,7 +8,10 @@ Path (b), ``chalice deploy``:
   config; then ``chalice deploy --stage <stage>``; then ``finish`` sets what Chalice
   cannot on the event sources and the tracker's on-failure destination, and gives the
   API its usage plan and key.
-``resources`` prints the resources template alone.
+``resources`` prints the resources stack's template (path b's, roles and alarms
+included), for review or a scanner.
+``teardown`` deletes the stage's stack; with ``--delete-data`` also the table and the
+buckets it keeps (``deploy.teardown``).
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ from pathlib import Path
 from chalicelib.schema import SchemaError, load_schema
 from chalicelib.settings import SettingsError
 from deploy.layer import BUILD, LayerError, stream_layer
+from deploy.names import function_names
+from deploy.options import stage_options
 from deploy.package import package_stage
-from deploy.resources import DEFAULT_BYTES_SCANNED_CUTOFF, resources_template
-from deploy.stack import DeployError, finish_stage, prepare_stage, region
-from deploy.stage import stage_settings
+from deploy.stack import DeployError, finish_stage, prepare_stage, region, stack_template
+from deploy.stage import read_config, region_variables, stage_app, stage_settings
+from deploy.teardown import teardown_stage
 
 COMMANDS = {
     "resources": "print the stage's resources template",
@@ -33,6 +38,8 @@ COMMANDS = {
     "prepare": "create or update the stage's resources stack and config (path b, before deploy)",
     "finish": "set the event sources, the tracker's failure queue and the API's usage plan "
     "(path b, after chalice deploy)",
+    "teardown": "delete the stage's stack (either path); --delete-data also deletes the table "
+    "and the buckets it keeps",
 }
 
 
@@ -44,12 +51,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for command, help_text in COMMANDS.items():
         sub = commands.add_parser(command, help=help_text)
         sub.add_argument("--stage", required=True)
-        sub.add_argument(
-            "--bytes-scanned-cutoff",
-            type=int,
-            default=DEFAULT_BYTES_SCANNED_CUTOFF,
-            help="Athena's per-query scan limit in bytes (default: 10 GiB)",
-        )
+        if command == "teardown":
+            sub.add_argument(
+                "--delete-data",
+                action="store_true",
+                help="also delete the table, the lake and the access logs (all versions): "
+                "what a re-create with the same names needs gone",
+            )
         if command in ("prepare", "finish"):
             sub.add_argument(
                 "--template-bucket",
@@ -77,7 +85,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(arguments: argparse.Namespace) -> int:
-    stage, cutoff = arguments.stage, arguments.bytes_scanned_cutoff
+    stage = arguments.stage
+    if arguments.command == "teardown":
+        import boto3
+
+        for line in teardown_stage(
+            boto3.session.Session(), stage, delete_data=arguments.delete_data
+        ):
+            print(line)
+        return 0
     if arguments.command in ("prepare", "finish"):
         import boto3
 
@@ -90,7 +106,6 @@ def _run(arguments: argparse.Namespace) -> int:
                 session,
                 stage,
                 stream_layer=layer,
-                bytes_scanned_cutoff=cutoff,
                 template_bucket=arguments.template_bucket,
             )
             print(
@@ -99,12 +114,7 @@ def _run(arguments: argparse.Namespace) -> int:
                 f"next: chalice deploy --stage {stage} && python -m deploy finish --stage {stage}"
             )
         else:
-            finished = finish_stage(
-                session,
-                stage,
-                bytes_scanned_cutoff=cutoff,
-                template_bucket=arguments.template_bucket,
-            )
+            finished = finish_stage(session, stage, template_bucket=arguments.template_bucket)
             print(
                 f"event sources set: {', '.join(finished.event_sources)}\n"
                 f"asynchronous invocation set: {finished.tracker}\n"
@@ -114,12 +124,7 @@ def _run(arguments: argparse.Namespace) -> int:
             )
         return 0
     if arguments.command == "package":
-        problems = package_stage(
-            stage,
-            arguments.out,
-            layer_choice=arguments.pyarrow_layer,
-            bytes_scanned_cutoff=cutoff,
-        )
+        problems = package_stage(stage, arguments.out, layer_choice=arguments.pyarrow_layer)
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
         if problems:
@@ -132,7 +137,8 @@ def _run(arguments: argparse.Namespace) -> int:
         return 0
     settings = stage_settings(stage)
     model = load_schema(settings.schema_file, check_sql=True)
-    template = resources_template(settings, model, bytes_scanned_cutoff=cutoff)
+    functions = function_names(stage_app(stage, extra=region_variables(settings.region)))
+    template = stack_template(settings, model, stage_options(read_config(), stage), functions)
     print(json.dumps(template, indent=2))
     return 0
 

@@ -67,7 +67,7 @@ class BytecodeError(Exception):
     """The packaged app could not be started to find what it loads."""
 
 
-def api_gateway_event(body: str) -> dict[str, Any]:
+def api_gateway_event(body: str, request_id: str = "probe") -> dict[str, Any]:
     """A ``POST /graphql`` as API Gateway's REST proxy integration hands it to Lambda."""
     return {
         "resource": "/graphql",
@@ -84,7 +84,7 @@ def api_gateway_event(body: str) -> dict[str, Any]:
             "httpMethod": "POST",
             "path": "/api/graphql",
             "stage": "api",
-            "requestId": "probe",
+            "requestId": request_id,
             "identity": {"sourceIp": "127.0.0.1"},
         },
         "body": body,

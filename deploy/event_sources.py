@@ -40,9 +40,13 @@ def stream_settings(failure_destination: Any) -> dict[str, Any]:
     }
 
 
-def queue_settings() -> dict[str, Any]:
-    """A queue mapping's settings (its dead-letter queue is the queue's own redrive)."""
-    return dict(PARTIAL_BATCH_RESPONSE)
+def queue_settings(max_concurrency: int) -> dict[str, Any]:
+    """A queue mapping's settings (its dead-letter queue is the queue's own redrive).
+
+    Its maximum concurrency bounds how many listeners a burst of messages starts, so a
+    burst of deletions cannot take the account's concurrency from the API; messages
+    beyond it wait in the queue, which is what a queue is for."""
+    return {**PARTIAL_BATCH_RESPONSE, "ScalingConfig": {"MaximumConcurrency": max_concurrency}}
 
 
 def tracker_invoke_settings(failure_destination: Any) -> dict[str, Any]:

@@ -24,8 +24,17 @@ from chalice.utils import to_cfn_resource_name
 from chalicelib.queues import FUNCTION_TIMEOUT_SECONDS
 from chalicelib.schema.model import SchemaModel
 from chalicelib.settings import Settings
+from deploy.alarms import alarm_resources
 from deploy.event_sources import queue_settings, stream_settings, tracker_invoke_settings
 from deploy.layer import ARCHITECTURE, LAYER_SUFFIX, runtime_python_version
+from deploy.names import (
+    API_FUNCTION,
+    function_name,
+    function_names,
+    log_group_name,
+    stage_resource_name,
+)
+from deploy.options import StageOptions
 from deploy.policies import (
     STREAM_FUNCTION,
     TRACKER_FUNCTION,
@@ -33,14 +42,16 @@ from deploy.policies import (
     function_role,
 )
 from deploy.resources import (
+    API_ACCOUNT,
+    API_TIMEOUT_SECONDS,
     CASCADE_QUEUE,
-    DEFAULT_BYTES_SCANNED_CUTOFF,
+    DELETED_WITH_THE_STACK,
     DELETION_QUEUE,
     STREAM_FAILURES,
     TABLE,
     TRACKER_FAILURES,
+    api_access_log_setting,
     resources_template,
-    stage_resource_name,
     usage_plan,
 )
 
@@ -53,24 +64,36 @@ def merge_template(
     app: Chalice,
     settings: Settings,
     model: SchemaModel,
+    options: StageOptions,
     *,
     stream_layer: str | Path,
-    bytes_scanned_cutoff: int = DEFAULT_BYTES_SCANNED_CUTOFF,
 ) -> dict[str, Any]:
     """What ``chalice package --merge-template`` merges into the app's SAM template.
 
     ``stream_layer`` is the stream function's pyarrow layer: an ARN, or a built layer zip
     (a path relative to the packaged template, which ``aws cloudformation package``
     uploads)."""
-    template = resources_template(settings, model, bytes_scanned_cutoff=bytes_scanned_cutoff)
+    template = resources_template(settings, model, options)
     resources = template["Resources"]
+    functions = function_names(app)
+    for function, handler in functions.items():
+        # Named as chalice deploy names them, so each role's log grant and each alarm
+        # finds its function on either path. Chalice's template names the API function's
+        # log group after a resource that does not exist (``ApiHandler``): each group is
+        # named here, as chalice deploy names it.
+        resources[function] = {"Properties": {"FunctionName": function_name(settings, handler)}}
+        resources[to_cfn_resource_name(f"{handler}-log-group")] = {
+            **DELETED_WITH_THE_STACK,
+            "Properties": {"LogGroupName": log_group_name(settings, handler)},
+        }
+    resources[API_FUNCTION]["Properties"]["Timeout"] = API_TIMEOUT_SECONDS
     queues = {
         settings.cascade_queue_arn: CASCADE_QUEUE,
         settings.deletion_queue_arn: DELETION_QUEUE,
     }
     for source in app.event_sources:
         function = to_cfn_resource_name(source.name)
-        function_properties: dict[str, Any] = {}
+        function_properties = resources[function]["Properties"]
         if isinstance(source, DynamoDBEventConfig):
             event = to_cfn_resource_name(f"{source.name}-dynamodb-event-source")
             properties = {
@@ -84,20 +107,28 @@ def merge_template(
                     f"{source.name} listens to {source.queue_arn}, not a queue of ours"
                 )
             event = to_cfn_resource_name(f"{source.name}-sqs-event-source")
-            properties = {"Queue": {"Fn::GetAtt": [queue, "Arn"]}, **queue_settings()}
+            properties = {
+                "Queue": {"Fn::GetAtt": [queue, "Arn"]},
+                **queue_settings(options.queue_max_concurrency),
+            }
             # The queue's visibility timeout is six times this (chalicelib.queues).
             function_properties["Timeout"] = FUNCTION_TIMEOUT_SECONDS
         else:
             continue
         function_properties["Events"] = {event: {"Properties": properties}}
-        resources[function] = {"Properties": function_properties}
     resources.update(_tracker_invoke_config(app))
     for function, statements in function_policies(settings).items():
-        resources[f"{function}Role"] = function_role(settings, statements)
+        resources[f"{function}Role"] = function_role(settings, functions[function], statements)
         resources.setdefault(function, {}).setdefault("Properties", {})["Role"] = {
             "Fn::GetAtt": [f"{function}Role", "Arn"]
         }
-    resources.update(usage_plan(settings, {"Ref": REST_API}, {"Ref": f"{REST_API}.Stage"}))
+    resources.update(usage_plan(settings, options, {"Ref": REST_API}, {"Ref": f"{REST_API}.Stage"}))
+    # API Gateway refuses an access-log setting until the account has its logs role.
+    resources[REST_API] = {
+        "DependsOn": [API_ACCOUNT],
+        "Properties": {"AccessLogSetting": api_access_log_setting(), "TracingEnabled": True},
+    }
+    resources.update(alarm_resources(settings, options, functions, stream_function=STREAM_FUNCTION))
     layer: Any = stream_layer
     if isinstance(stream_layer, Path):
         resources[PYARROW_LAYER] = _built_layer(settings, stream_layer)

@@ -44,19 +44,23 @@ import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from chalicelib.schema import load_schema
-from chalicelib.settings import PROJECT_ROOT
+from chalicelib.settings import PROJECT_ROOT, Settings
 from deploy.bytecode import BytecodeError, add_bytecode, startup_modules
 from deploy.layer import BUILD, MIB, Layer, mib, stream_layer
 from deploy.merge import merge_template
-from deploy.resources import DEFAULT_BYTES_SCANNED_CUTOFF
+from deploy.names import app_name, function_names, name_problems
+from deploy.options import StageOptions, stage_options
 from deploy.stage import (
+    CHALICE_CONFIG,
     read_config,
     region_variables,
     stage_app,
     stage_environment,
     stage_settings,
+    write_config,
 )
 from deploy.validate import validate_packaged
 from deploy.zips import unzipped_size
@@ -72,6 +76,9 @@ PACKAGE = "deployment.zip"
 # The region packaging assumes when none is set: aws-mode settings require one, and it
 # only names resources in the template (and picks the managed layer's ARN).
 DEFAULT_REGION = "us-east-1"
+# The account id the settings are made with when the stage names none; every string of
+# the template holding it then names the stack's account instead (with_stack_account).
+ACCOUNT_MARKER = "000000000000"
 
 
 def check_package(out_dir: Path, chalice_output: str, layers: Sequence[Layer]) -> list[str]:
@@ -116,31 +123,32 @@ def figures(out_dir: Path, layers: Sequence[Layer]) -> list[str]:
 
 
 def package_stage(
-    stage: str,
-    out_dir: Path,
-    *,
-    layer_choice: str = BUILD,
-    bytes_scanned_cutoff: int = DEFAULT_BYTES_SCANNED_CUTOFF,
+    stage: str, out_dir: Path, *, layer_choice: str = BUILD, config_file: Path = CHALICE_CONFIG
 ) -> list[str]:
     """Package the stage into ``out_dir``, print the figures, return the problems."""
     region = _packaging_region()
-    environment = {**os.environ, **region_variables(region)}
+    config = read_config(config_file)
+    options = stage_options(config, stage)
+    # What the stage's functions and resources are told of the account: the stage's own
+    # account id, or the account the stack is created in.
+    account = stage_environment(config, stage).get("OCG_ACCOUNT_ID") or ACCOUNT_MARKER
+    variables = {**region_variables(region), "OCG_ACCOUNT_ID": account}
+    environment = {**os.environ, **variables}
     out_dir.mkdir(parents=True, exist_ok=True)
     layer = stream_layer(layer_choice, region, out_dir)  # first: an unknown region fails fast
-    settings = stage_settings(stage, environ=environment)
+    settings = stage_settings(stage, config_file, environment)
+    app = stage_app(stage, config_file, variables)
+    problems = name_problems(settings, stage, function_names(app).values())
+    if problems:
+        return problems
     model = load_schema(settings.schema_file, check_sql=True)
-    app = stage_app(stage, extra=region_variables(region))
-    merge = merge_template(
-        app,
-        settings,
-        model,
-        stream_layer=layer.reference,
-        bytes_scanned_cutoff=bytes_scanned_cutoff,
-    )
+    merge = merge_template(app, settings, model, options, stream_layer=layer.reference)
     with tempfile.TemporaryDirectory(prefix="ocg-project-") as project:
         merge_file = Path(project) / "merge.json"
         merge_file.write_text(json.dumps(merge))
         copy_project(Path(project) / "project")
+        config_file = Path(project) / "project" / ".chalice" / "config.json"
+        write_config(_packaged_config(config, stage, settings, options), config_file)
         result = subprocess.run(
             [
                 str(Path(sys.executable).with_name("chalice")),
@@ -164,18 +172,66 @@ def package_stage(
     counted = [layer.counted] if layer.counted else []
     package = out_dir / PACKAGE
     # What Lambda gives the function, and nothing of this machine's environment.
-    function_environment = {**stage_environment(read_config(), stage), **region_variables(region)}
+    function_environment = {**stage_environment(config, stage), **variables}
     compiled, problems = _add_startup_bytecode(package, function_environment)
     problems += check_package(out_dir, result.stdout, counted)
     if package.is_file():
         print(f"region: {region}")
+        if account == ACCOUNT_MARKER:
+            print("account: the one the stack is created in (${AWS::AccountId})")
         if compiled is not None:
             print(f"bytecode: the {compiled} modules a cold start loads, compiled into {PACKAGE}")
         print("\n".join(figures(out_dir, counted)))
         if layer.counted is None:
             print(f"  layer: {layer.reference} (not counted: its size is unknown offline)")
-    template = json.loads((out_dir / "sam.json").read_text())
+    template_file = out_dir / "sam.json"
+    template = json.loads(template_file.read_text())
+    if account == ACCOUNT_MARKER:
+        template = with_stack_account(template, ACCOUNT_MARKER)
+        template_file.write_text(json.dumps(template, indent=2))
     return [*problems, *validate_packaged(template, region)]
+
+
+def _packaged_config(
+    config: Mapping[str, Any], stage: str, settings: Settings, options: StageOptions
+) -> dict[str, Any]:
+    """The config Chalice packages with: the project's ``app_name`` (it names the API),
+    the stage's log retention (Chalice then makes each function's log group with it),
+    and the account the settings were made for. Each function's role comes from the
+    merge template, so the stage's ``iam_role_arn``, which Chalice requires, is only a
+    stand-in."""
+    packaged: dict[str, Any] = json.loads(json.dumps(config))
+    packaged["app_name"] = app_name(settings)
+    stage_config = packaged["stages"][stage]
+    stage_config["log_retention_in_days"] = options.log_retention_in_days
+    stage_config.setdefault("environment_variables", {})["OCG_ACCOUNT_ID"] = settings.account_id
+    stage_config["iam_role_arn"] = (
+        f"arn:aws:iam::{settings.account_id}:role/each-function-has-its-role-in-the-template"
+    )
+    return packaged
+
+
+def with_stack_account(template: Any, marker: str) -> Any:
+    """``template`` with every string naming the account ``marker`` made to name the
+    account the stack is created in (``${AWS::AccountId}``), so a package made without
+    an account id deploys into any account.
+
+    A string becomes an ``Fn::Sub`` (its own ``${`` escaped as ``${!``); a string that is
+    already an ``Fn::Sub`` template just gets the variable."""
+    if isinstance(template, dict):
+        return {
+            key: (
+                value.replace(marker, "${AWS::AccountId}")
+                if key == "Fn::Sub" and isinstance(value, str)
+                else with_stack_account(value, marker)
+            )
+            for key, value in template.items()
+        }
+    if isinstance(template, list):
+        return [with_stack_account(value, marker) for value in template]
+    if isinstance(template, str) and marker in template:
+        return {"Fn::Sub": template.replace("${", "${!").replace(marker, "${AWS::AccountId}")}
+    return template
 
 
 def _add_startup_bytecode(

@@ -1,19 +1,35 @@
-"""Least privilege: one IAM role per function, allowed only what that function calls.
+"""Least privilege: one IAM role per function, granted what that function needs and nothing else.
 
-The statements follow the code each handler runs (``chalicelib.handlers``): the GraphQL
-function reads and writes the table, starts and reads Athena queries (Athena reads the
-lake and the Glue catalogue with the caller's permissions) and queues deletion tasks;
-the stream function reads the stream, writes the lake and queues cascades; each queue
-listener reads its queue and deletes join rows; the tracker updates tasks. The stream
-function and the tracker may also send to their on-failure destinations: Lambda sends
-there with the function's own role.
+:data:`FUNCTION_NEEDS` is the table every grant comes from: for each function (by its
+logical id) the IAM actions it needs, on which resource, under which condition, why,
+and who makes the calls:
+
+- ``CODE``: the function's own boto3 calls (``chalicelib``). ``tests/deploy/test_policies.py``
+  runs every code path of every function against moto, records each call with the
+  resource it touched, and fails when a role grants an action, resource or key range the
+  code does not use, or the code calls something not granted.
+- ``ATHENA``: Athena acting with the caller's credentials. A query the API starts reads
+  the Glue catalogue and the lake and writes its result; ``GetQueryResults`` reads the
+  result from S3. Each such need names the call it serves and the AWS documentation
+  that says so; the test checks that the function makes that call.
+- ``LAMBDA``: Lambda acting with the function's role: the event-source mapping that
+  polls the stream or a queue, an on-failure destination, the function's logs. The test
+  checks these against the app's event sources.
+
+Roles are rendered from the table and from nothing else (:func:`function_policies`,
+:func:`function_role`): a grant exists only because a need says so.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
+from chalicelib import keys
 from chalicelib.settings import Settings
+from deploy.names import API_FUNCTION, log_group_name
 from deploy.resources import (
     CASCADE_QUEUE,
     DELETION_QUEUE,
@@ -23,28 +39,365 @@ from deploy.resources import (
     TABLE,
     TRACKER_FAILURES,
     WORKGROUP,
+    assumed_by,
 )
 
-# Chalice's logical ids: the API function, and one per event handler in app.py.
-API_FUNCTION = "APIHandler"
+# Chalice's logical ids: the API function (``deploy.names``), and one per event handler
+# in app.py (``chalice.utils.to_cfn_resource_name`` of the handler's name).
 STREAM_FUNCTION, CASCADE_FUNCTION = "OnTableChange", "OnCascadeMessage"
 DELETION_FUNCTION, TRACKER_FUNCTION = "OnDeletionMessage", "OnAthenaStateChange"
+FUNCTIONS = (API_FUNCTION, STREAM_FUNCTION, CASCADE_FUNCTION, DELETION_FUNCTION, TRACKER_FUNCTION)
 
-_TABLE_READ = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"]
-_TABLE_WRITE = [
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:BatchWriteItem",
-    "dynamodb:ConditionCheckItem",
-]
-_QUEUE_CONSUME = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
-_ATHENA_READ = ["athena:GetQueryExecution", "athena:GetQueryResults"]
-_LOGS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+# The partition keys of task items (``task#<id>``) and the keys of lake objects.
+TASK_KEYS = f"{keys.TASK_PREFIX}#"
+LAKE_KEYS = f"{keys.LAKE_PREFIX}/"
 
 
-def _allow(actions: list[str], resources: list[Any]) -> dict[str, Any]:
-    return {"Effect": "Allow", "Action": actions, "Resource": resources}
+class Target(Enum):
+    """What a grant is on; :func:`target_resources` gives each its ARNs."""
+
+    TABLE = "the table"
+    GSI1 = f"index {keys.GSI1}"
+    GSI2 = f"index {keys.GSI2}"
+    STREAM = "the table's stream"
+    LAKE_BUCKET = "the lake bucket"
+    LAKE_OBJECTS = f"lake objects under {LAKE_KEYS}"
+    RESULTS_BUCKET = "the bucket of the Athena output location"
+    RESULTS_OBJECTS = "objects under the Athena output location"
+    CASCADE_QUEUE = "the cascade queue"
+    DELETION_QUEUE = "the deletion queue"
+    STREAM_FAILURES = "the stream's failure queue"
+    TRACKER_FAILURES = "the tracker's failure queue"
+    WORKGROUP = "the Athena workgroup"
+    GLUE_CATALOG = "the Glue catalogue"
+    GLUE_DATABASE = "the Glue database"
+    GLUE_TABLES = "the Glue database's tables"
+    LOG_GROUP = "the function's own log group"
+
+
+class Caller(Enum):
+    CODE = "the function's code"
+    ATHENA = "Athena, with the caller's credentials"
+    LAMBDA = "Lambda, with the function's role"
+
+
+# What Lambda does with a function's role, by what makes it do it.
+STREAM_MAPPING = "the DynamoDB stream event-source mapping"
+QUEUE_MAPPING = "the SQS event-source mapping"
+STREAM_FAILURE_DESTINATION = "the stream mapping's on-failure destination"
+ASYNC_FAILURE_DESTINATION = "the asynchronous-invocation on-failure destination"
+FUNCTION_LOGS = "the function's logs"
+
+# Where each grant Athena and Lambda use on a function's behalf is documented.
+ATHENA_GLUE_DOC = (
+    "https://docs.aws.amazon.com/athena/latest/ug/fine-grained-access-to-glue-resources.html"
+)
+ATHENA_S3_DOC = "https://docs.aws.amazon.com/athena/latest/ug/s3-permissions.html"
+ATHENA_DATA_BUCKET_DOC = (
+    "https://docs.aws.amazon.com/athena/latest/ug/cross-account-permissions.html"
+)
+ATHENA_OUTPUT_BUCKET_DOC = "https://repost.aws/knowledge-center/athena-output-bucket-error"
+ATHENA_MANAGED_POLICY_DOC = (
+    "https://docs.aws.amazon.com/athena/latest/ug/amazonathenafullaccess-managed-policy.html"
+)
+ATHENA_PARTITION_PROJECTION_DOC = (
+    "https://docs.aws.amazon.com/athena/latest/ug/partition-projection.html"
+)
+ATHENA_GET_QUERY_RESULTS_DOC = (
+    "https://docs.aws.amazon.com/athena/latest/APIReference/API_GetQueryResults.html"
+)
+LAMBDA_DYNAMODB_DOC = "https://docs.aws.amazon.com/lambda/latest/dg/with-ddb.html"
+LAMBDA_SQS_DOC = "https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html"
+LAMBDA_STREAM_DESTINATION_DOC = (
+    "https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html"
+)
+LAMBDA_ASYNC_DESTINATION_DOC = (
+    "https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html"
+)
+LAMBDA_LOGS_DOC = "https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs.html"
+
+
+@dataclass(frozen=True)
+class Need:
+    """Actions a function needs on some targets, and why.
+
+    ``key_prefix`` narrows the grant: on the table, to items whose partition key starts
+    with it (``dynamodb:LeadingKeys``); on a bucket, to listing under it (``s3:prefix``).
+    ``because_of`` is, for Athena, the call that makes Athena act, and for Lambda, what
+    makes Lambda act (an event-source mapping, a destination, the logs)."""
+
+    actions: tuple[str, ...]
+    targets: tuple[Target, ...]
+    why: str
+    caller: Caller = Caller.CODE
+    because_of: str = ""
+    source: str = ""
+    key_prefix: str | None = None
+
+
+def _code(
+    actions: tuple[str, ...], *targets: Target, why: str, key_prefix: str | None = None
+) -> Need:
+    return Need(actions, targets, why, key_prefix=key_prefix)
+
+
+def _athena(
+    actions: tuple[str, ...],
+    *targets: Target,
+    because_of: str,
+    why: str,
+    source: str,
+    key_prefix: str | None = None,
+) -> Need:
+    return Need(actions, targets, why, Caller.ATHENA, because_of, source, key_prefix)
+
+
+def _lambda(
+    actions: tuple[str, ...], *targets: Target, because_of: str, why: str, source: str
+) -> Need:
+    return Need(actions, targets, why, Caller.LAMBDA, because_of, source)
+
+
+_QUEUE_CONSUME = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
+_START = "athena:StartQueryExecution"
+_RESULTS = "athena:GetQueryResults"
+
+# What Athena does with the caller's credentials for a query the API starts, and when
+# the API or the deletion listener reads a result.
+_QUERY_ON_BEHALF = (
+    _athena(
+        ("glue:GetDatabase",),
+        Target.GLUE_CATALOG,
+        Target.GLUE_DATABASE,
+        because_of=_START,
+        why="the query's database (QueryExecutionContext), checked on it and its ancestor, "
+        "the catalogue",
+        source=ATHENA_GLUE_DOC,
+    ),
+    _athena(
+        ("glue:GetTable",),
+        Target.GLUE_CATALOG,
+        Target.GLUE_DATABASE,
+        Target.GLUE_TABLES,
+        because_of=_START,
+        why="each table the SQL names, checked on it and its ancestors (database, "
+        "catalogue); partition projection means no glue:GetPartitions "
+        f"({ATHENA_PARTITION_PROJECTION_DOC})",
+        source=ATHENA_GLUE_DOC,
+    ),
+    _athena(
+        ("s3:GetBucketLocation",),
+        Target.LAKE_BUCKET,
+        because_of=_START,
+        why="the region of the bucket holding the tables' data",
+        source=ATHENA_DATA_BUCKET_DOC,
+    ),
+    _athena(
+        ("s3:ListBucket",),
+        Target.LAKE_BUCKET,
+        because_of=_START,
+        why="the Parquet files of each projected partition, listed under the table's "
+        "location (tables/<table>/year=…/month=…/day=…/)",
+        source=ATHENA_S3_DOC,
+        key_prefix=LAKE_KEYS,
+    ),
+    _athena(
+        ("s3:GetObject",),
+        Target.LAKE_OBJECTS,
+        because_of=_START,
+        why="the Parquet files the query scans",
+        source=ATHENA_S3_DOC,
+    ),
+    _athena(
+        ("s3:GetBucketLocation",),
+        Target.RESULTS_BUCKET,
+        because_of=_START,
+        why="Athena verifies the workgroup's output bucket before it runs the query",
+        source=ATHENA_OUTPUT_BUCKET_DOC,
+    ),
+    _athena(
+        ("s3:PutObject", "s3:AbortMultipartUpload"),
+        Target.RESULTS_OBJECTS,
+        because_of=_START,
+        why="the query's result and metadata files, written (in parts when large) to the "
+        "workgroup's output location",
+        source=ATHENA_MANAGED_POLICY_DOC,
+    ),
+)
+_RESULTS_ON_BEHALF = _athena(
+    ("s3:GetObject",),
+    Target.RESULTS_OBJECTS,
+    because_of=_RESULTS,
+    why="GetQueryResults streams the result file from the output location, which the "
+    "caller must be allowed to read",
+    source=ATHENA_GET_QUERY_RESULTS_DOC,
+)
+
+
+def _consume(queue: Target) -> Need:
+    return _lambda(
+        _QUEUE_CONSUME,
+        queue,
+        because_of=QUEUE_MAPPING,
+        why="Lambda polls the queue, deletes what the function processed and reads the "
+        "queue's attributes",
+        source=LAMBDA_SQS_DOC,
+    )
+
+
+FUNCTION_NEEDS: Mapping[str, tuple[Need, ...]] = {
+    API_FUNCTION: (
+        _code(
+            ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
+            Target.TABLE,
+            why="entities: read, create, update, delete (chalicelib.store)",
+        ),
+        _code(
+            ("dynamodb:PutItem", "dynamodb:ConditionCheckItem", "dynamodb:GetItem"),
+            Target.TABLE,
+            why="a join INSERT: TransactWriteItems is authorised item by item, a Put for the "
+            "row and each relation item, a ConditionCheck per referenced entity; a "
+            "cancelled one reads the row already there (chalicelib.relations.creation)",
+        ),
+        _code(
+            ("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"),
+            Target.TABLE,
+            why="tasks: a trigger records its task, taskResult… reads it and a poll "
+            "finishes it or queues a deletion (chalicelib.tasks.service)",
+        ),
+        _code(
+            ("dynamodb:Query",),
+            Target.GSI2,
+            why="list…: an entity type's page, newest or oldest first (chalicelib.store)",
+        ),
+        _code(
+            (_START, "athena:GetQueryExecution", _RESULTS),
+            Target.WORKGROUP,
+            why="triggerTask… starts the task's SQL; taskResult… polls a running query and "
+            "reads the result (chalicelib.tasks.athena)",
+        ),
+        _code(
+            ("sqs:SendMessage",),
+            Target.DELETION_QUEUE,
+            why="a poll that finds a deletion task's SELECT succeeded queues the task "
+            "(chalicelib.tasks.service)",
+        ),
+        *_QUERY_ON_BEHALF,
+        _RESULTS_ON_BEHALF,
+    ),
+    STREAM_FUNCTION: (
+        _lambda(
+            (
+                "dynamodb:DescribeStream",
+                "dynamodb:GetRecords",
+                "dynamodb:GetShardIterator",
+                "dynamodb:ListStreams",
+            ),
+            Target.STREAM,
+            because_of=STREAM_MAPPING,
+            why="Lambda reads the table's stream and invokes the function with its records",
+            source=LAMBDA_DYNAMODB_DOC,
+        ),
+        _lambda(
+            ("sqs:SendMessage",),
+            Target.STREAM_FAILURES,
+            because_of=STREAM_FAILURE_DESTINATION,
+            why="a record still failing after its retries is sent to the failure queue",
+            source=LAMBDA_STREAM_DESTINATION_DOC,
+        ),
+        _code(
+            ("s3:PutObject", "s3:DeleteObject"),
+            Target.LAKE_OBJECTS,
+            why="writes an entity's or join row's Parquet file, deletes it on REMOVE "
+            "(chalicelib.lake.stream)",
+        ),
+        _code(
+            ("sqs:SendMessage",),
+            Target.CASCADE_QUEUE,
+            why="an entity REMOVE asks the cascade listener to remove its relations",
+        ),
+    ),
+    CASCADE_FUNCTION: (
+        _consume(Target.CASCADE_QUEUE),
+        _code(
+            ("dynamodb:Query",),
+            Target.TABLE,
+            why="the removed entity's relation items, its joinRelation#t#id partition "
+            "(chalicelib.relations.removal)",
+        ),
+        _code(
+            ("dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"),
+            Target.TABLE,
+            why="reads the relations' row items, deletes row and relation items in batches",
+        ),
+        _code(
+            ("dynamodb:Query",),
+            Target.GSI1,
+            why="a relation whose row item is gone: its items found by relation id",
+        ),
+    ),
+    DELETION_FUNCTION: (
+        _consume(Target.DELETION_QUEUE),
+        _code(
+            ("dynamodb:GetItem", "dynamodb:UpdateItem"),
+            Target.TABLE,
+            why="reads the deletion task, marks it SUCCEEDED (chalicelib.deletions)",
+            key_prefix=TASK_KEYS,
+        ),
+        _code(
+            (_RESULTS,),
+            Target.WORKGROUP,
+            why="every page of the task's SELECT result",
+        ),
+        _RESULTS_ON_BEHALF,
+        _code(
+            ("dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"),
+            Target.TABLE,
+            why="reads the selected rows' items, deletes row and relation items in batches "
+            "(chalicelib.relations.removal)",
+        ),
+        _code(
+            ("dynamodb:Query",),
+            Target.GSI1,
+            why="a selected relation whose row item is gone: its items found by relation id",
+        ),
+    ),
+    TRACKER_FUNCTION: (
+        _lambda(
+            ("sqs:SendMessage",),
+            Target.TRACKER_FAILURES,
+            because_of=ASYNC_FAILURE_DESTINATION,
+            why="an event still failing after Lambda's retries is sent to the failure queue",
+            source=LAMBDA_ASYNC_DESTINATION_DOC,
+        ),
+        _code(
+            ("dynamodb:GetItem", "dynamodb:UpdateItem"),
+            Target.TABLE,
+            why="reads the task of a finished query and moves it on (chalicelib.tasks.service)",
+            key_prefix=TASK_KEYS,
+        ),
+        _code(
+            ("athena:GetQueryExecution",),
+            Target.WORKGROUP,
+            why="the query's finish time, failure reason and submission time",
+        ),
+        _code(
+            ("sqs:SendMessage",),
+            Target.DELETION_QUEUE,
+            why="a deletion task whose SELECT succeeded is queued for the deletion listener",
+        ),
+    ),
+}
+
+# Every function writes its logs; Chalice creates the log group, with the stage's
+# retention, on both deployment paths, so no function may create one.
+LOG_NEED = _lambda(
+    ("logs:CreateLogStream", "logs:PutLogEvents"),
+    Target.LOG_GROUP,
+    because_of=FUNCTION_LOGS,
+    why="Lambda writes the function's output to streams of its own log group",
+    source=LAMBDA_LOGS_DOC,
+)
 
 
 def _sub(text: str) -> dict[str, str]:
@@ -55,100 +408,128 @@ def _arn(logical_id: str, attribute: str = "Arn") -> dict[str, list[str]]:
     return {"Fn::GetAtt": [logical_id, attribute]}
 
 
-def function_policies(settings: Settings) -> dict[str, list[dict[str, Any]]]:
-    """The policy statements of each function, by its logical id."""
-    table = [_arn(TABLE), _sub(f"${{{TABLE}.Arn}}/index/*")]
-    workgroup = _sub(
-        f"arn:${{AWS::Partition}}:athena:${{AWS::Region}}:${{AWS::AccountId}}:"
-        f"workgroup/${{{WORKGROUP}}}"
-    )
+def athena_output_location(settings: Settings) -> tuple[str, str]:
+    """The bucket and key prefix of the workgroup's output location (``s3://b/results/``
+    → ``("b", "results/")``)."""
+    location = settings.athena_output.removeprefix("s3://")
+    bucket, _, prefix = location.partition("/")
+    if not bucket or not prefix:
+        raise ValueError(
+            f"OCG_ATHENA_OUTPUT={settings.athena_output!r} must be s3://<bucket>/<prefix>/: "
+            "query results get a prefix of their own"
+        )
+    return bucket, prefix if prefix.endswith("/") else f"{prefix}/"
+
+
+def _results_bucket_arn(settings: Settings) -> str:
+    """The output bucket's ARN in ``Fn::Sub`` syntax: the stage's results bucket, or the
+    bucket ``OCG_ATHENA_OUTPUT`` names."""
+    bucket, _ = athena_output_location(settings)
+    if bucket == settings.athena_results_bucket:
+        return f"${{{RESULTS_BUCKET}.Arn}}"
+    return f"arn:${{AWS::Partition}}:s3:::{bucket}"
+
+
+def target_resources(settings: Settings, target: Target, handler: str = "") -> list[Any]:
+    """The ARNs of a target; ``handler`` (the function's Chalice name) for its log group."""
     glue = "arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}"
-    catalog = [
-        _sub(f"{glue}:catalog"),
-        _sub(f"{glue}:database/{settings.glue_database}"),
-        _sub(f"{glue}:table/{settings.glue_database}/*"),
-    ]
-    lake_objects = _sub(f"${{{LAKE_BUCKET}.Arn}}/*")
-    results = [_arn(RESULTS_BUCKET), _sub(f"${{{RESULTS_BUCKET}.Arn}}/*")]
-    deletion_queue, cascade_queue = _arn(DELETION_QUEUE), _arn(CASCADE_QUEUE)
-    return {
-        API_FUNCTION: [
-            # A transaction is authorised item by item, by the write actions it performs.
-            _allow([*_TABLE_READ, *_TABLE_WRITE], table),
-            _allow(["athena:StartQueryExecution", *_ATHENA_READ], [workgroup]),
-            _allow(["glue:GetDatabase", "glue:GetTable", "glue:GetTables"], catalog),
-            _allow(["s3:ListBucket", "s3:GetBucketLocation"], [_arn(LAKE_BUCKET), results[0]]),
-            _allow(["s3:GetObject"], [lake_objects]),
-            _allow(["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"], [results[1]]),
-            _allow(["sqs:SendMessage"], [deletion_queue]),
-        ],
-        STREAM_FUNCTION: [
-            _allow(
-                [
-                    "dynamodb:DescribeStream",
-                    "dynamodb:GetRecords",
-                    "dynamodb:GetShardIterator",
-                    "dynamodb:ListStreams",
-                ],
-                [_arn(TABLE, "StreamArn")],
-            ),
-            _allow(["s3:PutObject", "s3:DeleteObject"], [lake_objects]),
-            _allow(["sqs:SendMessage"], [cascade_queue, _arn(STREAM_FAILURES)]),
-        ],
-        CASCADE_FUNCTION: [
-            _allow(_QUEUE_CONSUME, [cascade_queue]),
-            _allow([*_TABLE_READ, "dynamodb:BatchWriteItem", "dynamodb:DeleteItem"], table),
-        ],
-        DELETION_FUNCTION: [
-            _allow(_QUEUE_CONSUME, [deletion_queue]),
-            _allow([*_TABLE_READ, "dynamodb:BatchWriteItem", "dynamodb:UpdateItem"], table),
-            _allow(_ATHENA_READ, [workgroup]),
-            _allow(["s3:GetObject"], [results[1]]),
-            _allow(["s3:ListBucket", "s3:GetBucketLocation"], [results[0]]),
-        ],
-        TRACKER_FUNCTION: [
-            _allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], table),
-            _allow(["athena:GetQueryExecution"], [workgroup]),
-            # Lambda sends a failed asynchronous event to its destination with this role.
-            _allow(["sqs:SendMessage"], [deletion_queue, _arn(TRACKER_FAILURES)]),
-        ],
+    database = settings.glue_database
+    bucket, results_prefix = athena_output_location(settings)
+    arns: dict[Target, Any] = {
+        Target.TABLE: _arn(TABLE),
+        Target.GSI1: _sub(f"${{{TABLE}.Arn}}/index/{keys.GSI1}"),
+        Target.GSI2: _sub(f"${{{TABLE}.Arn}}/index/{keys.GSI2}"),
+        Target.STREAM: _arn(TABLE, "StreamArn"),
+        Target.LAKE_BUCKET: _arn(LAKE_BUCKET),
+        Target.LAKE_OBJECTS: _sub(f"${{{LAKE_BUCKET}.Arn}}/{LAKE_KEYS}*"),
+        Target.RESULTS_BUCKET: (
+            _arn(RESULTS_BUCKET)
+            if bucket == settings.athena_results_bucket
+            else _sub(_results_bucket_arn(settings))
+        ),
+        Target.RESULTS_OBJECTS: _sub(f"{_results_bucket_arn(settings)}/{results_prefix}*"),
+        Target.CASCADE_QUEUE: _arn(CASCADE_QUEUE),
+        Target.DELETION_QUEUE: _arn(DELETION_QUEUE),
+        Target.STREAM_FAILURES: _arn(STREAM_FAILURES),
+        Target.TRACKER_FAILURES: _arn(TRACKER_FAILURES),
+        Target.WORKGROUP: _sub(
+            f"arn:${{AWS::Partition}}:athena:${{AWS::Region}}:${{AWS::AccountId}}:"
+            f"workgroup/${{{WORKGROUP}}}"
+        ),
+        Target.GLUE_CATALOG: _sub(f"{glue}:catalog"),
+        Target.GLUE_DATABASE: _sub(f"{glue}:database/{database}"),
+        Target.GLUE_TABLES: _sub(f"{glue}:table/{database}/*"),
     }
+    if target is Target.LOG_GROUP:
+        if not handler:
+            raise ValueError("a log group grant needs the function's handler name")
+        return [
+            _sub(
+                "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:"
+                f"log-group:{log_group_name(settings, handler)}:*"
+            )
+        ]
+    return [arns[target]]
 
 
-def function_role(settings: Settings, statements: list[dict[str, Any]]) -> dict[str, Any]:
-    """A role Lambda assumes, with the function's statements and its own logs."""
-    logs = _sub(
-        "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:"
-        f"log-group:/aws/lambda/ocg-{settings.stage}-*"
-    )
+def need_condition(need: Need) -> dict[str, Any] | None:
+    """The IAM condition that narrows a need to its key prefix, if it has one.
+
+    ``dynamodb:LeadingKeys`` holds the partition keys of the items a request touches
+    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/specifying-conditions.html),
+    ``s3:prefix`` the prefix a listing asks for
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/amazon-s3-policy-keys.html)."""
+    if need.key_prefix is None:
+        return None
+    if need.targets == (Target.TABLE,):
+        return {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{need.key_prefix}*"]}}
+    if need.targets == (Target.LAKE_BUCKET,) and need.actions == ("s3:ListBucket",):
+        return {"StringLike": {"s3:prefix": [f"{need.key_prefix}*"]}}
+    raise ValueError(f"a key prefix narrows the table, or s3:ListBucket on a bucket: {need}")
+
+
+def statements(settings: Settings, needs: tuple[Need, ...], handler: str = "") -> list[Any]:
+    """IAM statements granting exactly ``needs``: those on the same resources under the
+    same condition share a statement, in the order the table gives them."""
+    grouped: dict[str, dict[str, Any]] = {}
+    for need in needs:
+        resources = [
+            arn for target in need.targets for arn in target_resources(settings, target, handler)
+        ]
+        condition = need_condition(need)
+        key = repr((resources, condition))
+        statement = grouped.setdefault(
+            key, {"Effect": "Allow", "Action": [], "Resource": resources}
+        )
+        if condition is not None:
+            statement["Condition"] = condition
+        statement["Action"] = sorted({*statement["Action"], *need.actions})
+    return list(grouped.values())
+
+
+def function_policies(settings: Settings) -> dict[str, list[dict[str, Any]]]:
+    """The policy statements of each function, by its logical id (its logs aside:
+    :func:`function_role` adds them)."""
+    return {function: statements(settings, needs) for function, needs in FUNCTION_NEEDS.items()}
+
+
+def function_role(
+    settings: Settings, handler: str, function_statements: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The role Lambda assumes for the function Chalice names ``handler`` (``api_handler``,
+    ``on_table_change``, …): its statements, and its own log group's streams."""
     return {
         "Type": "AWS::IAM::Role",
         "Properties": {
-            "AssumeRolePolicyDocument": {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Service": "lambda.amazonaws.com"},
-                        "Action": "sts:AssumeRole",
-                    }
-                ],
-            },
+            "AssumeRolePolicyDocument": assumed_by("lambda.amazonaws.com"),
             "Policies": [
                 {
                     "PolicyName": "least-privilege",
                     "PolicyDocument": {
                         "Version": "2012-10-17",
                         "Statement": [
-                            _allow(
-                                [
-                                    "logs:CreateLogGroup",
-                                    "logs:CreateLogStream",
-                                    "logs:PutLogEvents",
-                                ],
-                                [logs],
-                            ),
-                            *statements,
+                            *statements(settings, (LOG_NEED,), handler),
+                            *function_statements,
                         ],
                     },
                 }

@@ -10,6 +10,7 @@ functions are configured to find.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -19,40 +20,82 @@ from chalicelib.queues import DLQ_RETENTION_SECONDS, dead_letter_queue_name, que
 from chalicelib.schema.model import SchemaModel
 from chalicelib.settings import Settings
 from chalicelib.table import TTL_ATTRIBUTE, table_definition
+from deploy.names import access_logs_bucket, stage_resource_name
+from deploy.options import StageOptions
 
-# Athena stops a query that would scan more than this (a runaway query's bill).
-DEFAULT_BYTES_SCANNED_CUTOFF = 10 * 1024**3
 # Query results are kept this long; tasks keep their ids for 30 days (tasks.service).
 RESULTS_EXPIRY_DAYS = 30
+# A replaced or deleted lake file can be restored for this long (bucket versioning).
+LAKE_NONCURRENT_DAYS = 30
+# S3 server access logs and API Gateway access logs are kept this long.
+ACCESS_LOG_DAYS = 90
+# What a stack deletion does with a resource whose content goes with it: queued
+# messages and log lines (their retention bounds them anyway), stated for each such
+# resource so that none is left to the default by accident.
+DELETED_WITH_THE_STACK = {"DeletionPolicy": "Delete", "UpdateReplacePolicy": "Delete"}
+# API Gateway ends an integration after 29 s: the API function stops before that, so no
+# work goes on after the client was answered 504.
+API_TIMEOUT_SECONDS = 28
 
 TABLE, LAKE_BUCKET, RESULTS_BUCKET = "Table", "LakeBucket", "AthenaResultsBucket"
+ACCESS_LOGS_BUCKET = "AccessLogsBucket"
 CASCADE_QUEUE, DELETION_QUEUE = "CascadeQueue", "DeletionQueue"
 STREAM_FAILURES, TRACKER_FAILURES = "StreamFailures", "TrackerFailures"
 GLUE_DATABASE, WORKGROUP = "GlueDatabase", "AthenaWorkGroup"
 USAGE_PLAN, API_KEY = "ApiUsagePlan", "ApiKey"
-# Every caller of a deployed API shares these request rates (per second, and the burst).
-API_THROTTLE = {"RateLimit": 50, "BurstLimit": 100}
+API_ACCESS_LOGS, API_LOGS_ROLE, API_ACCOUNT = (
+    "ApiAccessLogs",
+    "ApiGatewayLogsRole",
+    "ApiGatewayAccount",
+)
+# The fields of each API access log line (API Gateway's $context variables).
+API_ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "ip": "$context.identity.sourceIp",
+        "apiKeyId": "$context.identity.apiKeyId",
+        "requestTime": "$context.requestTime",
+        "httpMethod": "$context.httpMethod",
+        "path": "$context.path",
+        "status": "$context.status",
+        "responseLength": "$context.responseLength",
+        "integrationLatency": "$context.integrationLatency",
+        "errorMessage": "$context.error.message",
+    },
+    separators=(",", ":"),
+)
 
 
 def resources_template(
-    settings: Settings,
-    model: SchemaModel,
-    *,
-    bytes_scanned_cutoff: int = DEFAULT_BYTES_SCANNED_CUTOFF,
+    settings: Settings, model: SchemaModel, options: StageOptions
 ) -> dict[str, Any]:
     """A CloudFormation template of the stage's resources, with their names and ARNs
     as outputs."""
     resources: dict[str, Any] = {TABLE: _table(settings)}
-    resources.update(_bucket(LAKE_BUCKET, settings.lake_bucket))
+    resources.update(_access_logs_bucket(settings))
     resources.update(
-        _bucket(RESULTS_BUCKET, settings.athena_results_bucket, expire_after=RESULTS_EXPIRY_DAYS)
+        _bucket(LAKE_BUCKET, settings.lake_bucket, noncurrent_days=LAKE_NONCURRENT_DAYS)
     )
-    resources.update(_queue(CASCADE_QUEUE, settings.cascade_queue_name))
-    resources.update(_queue(DELETION_QUEUE, settings.deletion_queue_name))
-    resources[STREAM_FAILURES] = _failures_queue(settings.stream_failures_queue_name)
-    resources[TRACKER_FAILURES] = _failures_queue(settings.tracker_failures_queue_name)
+    resources.update(
+        _bucket(
+            RESULTS_BUCKET,
+            settings.athena_results_bucket,
+            noncurrent_days=1,
+            expire_after=RESULTS_EXPIRY_DAYS,
+            retain=False,  # results expire anyway; the lake and the logs are data to keep
+        )
+    )
+    queues = {
+        **_queue(CASCADE_QUEUE, settings.cascade_queue_name),
+        **_queue(DELETION_QUEUE, settings.deletion_queue_name),
+        STREAM_FAILURES: _failures_queue(settings.stream_failures_queue_name),
+        TRACKER_FAILURES: _failures_queue(settings.tracker_failures_queue_name),
+    }
+    resources.update(queues)
+    resources["QueuesTlsOnly"] = _queues_tls_only(list(queues))
     resources.update(_catalog(settings, model))
-    resources[WORKGROUP] = _workgroup(settings, bytes_scanned_cutoff)
+    resources[WORKGROUP] = _workgroup(settings, options.bytes_scanned_cutoff)
+    resources.update(_api_access_logging(settings, options))
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"OCG {settings.project} ({settings.stage}): data resources",
@@ -74,14 +117,47 @@ def _table(settings: Settings) -> dict[str, Any]:
             "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
             "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
             "SSESpecification": {"SSEEnabled": True},
+            "DeletionProtectionEnabled": True,
         },
     }
 
 
+def _tls_only(service: str, resources: list[Any]) -> dict[str, Any]:
+    return {
+        "Sid": "TlsOnly",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": f"{service}:*",
+        "Resource": resources,
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
 def _bucket(
-    logical_id: str, name: str, *, expire_after: int | None = None
+    logical_id: str,
+    name: str,
+    *,
+    noncurrent_days: int,
+    expire_after: int | None = None,
+    retain: bool = True,
+    log_to: str | None = ACCESS_LOGS_BUCKET,
+    extra_statements: tuple[dict[str, Any], ...] = (),
 ) -> dict[str, dict[str, Any]]:
-    """A private, encrypted bucket that refuses requests without TLS."""
+    """A private, encrypted, versioned bucket that refuses requests without TLS and logs
+    every access to the access-logs bucket.
+
+    Versions replaced or deleted are kept ``noncurrent_days``, so a file a function
+    overwrote or removed by mistake can be restored, and they do not pile up."""
+    rules: list[dict[str, Any]] = [
+        {
+            "Id": "expire-old-versions",
+            "Status": "Enabled",
+            "NoncurrentVersionExpiration": {"NoncurrentDays": noncurrent_days},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+        },
+    ]
+    if expire_after is not None:
+        rules.append({"Id": "expire", "Status": "Enabled", "ExpirationInDays": expire_after})
     properties: dict[str, Any] = {
         "BucketName": name,
         "PublicAccessBlockConfiguration": {
@@ -96,33 +172,27 @@ def _bucket(
             ]
         },
         "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+        "VersioningConfiguration": {"Status": "Enabled"},
+        "LifecycleConfiguration": {"Rules": rules},
     }
-    if expire_after is not None:
-        properties["LifecycleConfiguration"] = {
-            "Rules": [{"Id": "expire", "Status": "Enabled", "ExpirationInDays": expire_after}]
+    if log_to is not None:
+        properties["LoggingConfiguration"] = {
+            "DestinationBucketName": {"Ref": log_to},
+            "LogFilePrefix": f"{logical_id}/",
         }
     bucket_arn = {"Fn::GetAtt": [logical_id, "Arn"]}
+    objects = {"Fn::Sub": f"${{{logical_id}.Arn}}/*"}
     policy = {
         "Type": "AWS::S3::BucketPolicy",
         "Properties": {
             "Bucket": {"Ref": logical_id},
             "PolicyDocument": {
                 "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Sid": "TlsOnly",
-                        "Effect": "Deny",
-                        "Principal": "*",
-                        "Action": "s3:*",
-                        "Resource": [bucket_arn, {"Fn::Sub": f"${{{logical_id}.Arn}}/*"}],
-                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                    }
-                ],
+                "Statement": [_tls_only("s3", [bucket_arn, objects]), *extra_statements],
             },
         },
     }
-    # The lake is data to keep; query results expire anyway.
-    keep = "Retain" if expire_after is None else "Delete"
+    keep = "Retain" if retain else "Delete"
     bucket = {
         "Type": "AWS::S3::Bucket",
         "DeletionPolicy": keep,
@@ -132,36 +202,77 @@ def _bucket(
     return {logical_id: bucket, f"{logical_id}Policy": policy}
 
 
+def _access_logs_bucket(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Where S3 delivers the other buckets' server access logs; S3's logging service may
+    write there only for this account's buckets. It does not log itself (that would
+    log its own log deliveries)."""
+    delivery = {
+        "Sid": "S3ServerAccessLogs",
+        "Effect": "Allow",
+        "Principal": {"Service": "logging.s3.amazonaws.com"},
+        "Action": "s3:PutObject",
+        "Resource": {"Fn::Sub": f"${{{ACCESS_LOGS_BUCKET}.Arn}}/*"},
+        "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
+    }
+    resources = _bucket(
+        ACCESS_LOGS_BUCKET,
+        access_logs_bucket(settings),
+        noncurrent_days=1,
+        expire_after=ACCESS_LOG_DAYS,
+        log_to=None,
+        extra_statements=(delivery,),
+    )
+    return resources
+
+
+def dead_letters_of(queue_logical_id: str) -> str:
+    """The logical id of a queue's dead-letter queue."""
+    return f"{queue_logical_id}DeadLetters"
+
+
 def _queue(logical_id: str, name: str) -> dict[str, dict[str, Any]]:
-    dead_letters = f"{logical_id}DeadLetters"
+    dead_letters = dead_letters_of(logical_id)
     attributes = queue_attributes({"Fn::GetAtt": [dead_letters, "Arn"]})
     return {
-        dead_letters: {
-            "Type": "AWS::SQS::Queue",
-            "Properties": {
-                "QueueName": dead_letter_queue_name(name),
-                "MessageRetentionPeriod": DLQ_RETENTION_SECONDS,
-                "SqsManagedSseEnabled": True,
-            },
-        },
+        dead_letters: _failures_queue(dead_letter_queue_name(name)),
         logical_id: {
             "Type": "AWS::SQS::Queue",
+            **DELETED_WITH_THE_STACK,
             "Properties": {"QueueName": name, "SqsManagedSseEnabled": True, **attributes},
         },
     }
 
 
 def _failures_queue(name: str) -> dict[str, Any]:
-    """An on-failure destination: where a stream record that keeps failing is kept
-    instead of being dropped when it leaves the stream (the stream mapping's), or a
-    tracker event Lambda has retried in vain instead of being dropped (the tracker's
-    asynchronous-invocation config)."""
+    """A queue where what failed is kept for 14 days: a queue's dead-letter queue, or an
+    on-failure destination, where a stream record that keeps failing is kept instead of
+    being dropped when it leaves the stream (the stream mapping's), or a tracker event
+    Lambda has retried in vain (the tracker's asynchronous-invocation config)."""
     return {
         "Type": "AWS::SQS::Queue",
+        **DELETED_WITH_THE_STACK,
         "Properties": {
             "QueueName": name,
             "MessageRetentionPeriod": DLQ_RETENTION_SECONDS,
             "SqsManagedSseEnabled": True,
+        },
+    }
+
+
+def _queues_tls_only(logical_ids: list[str]) -> dict[str, Any]:
+    """Every queue refuses a request without TLS."""
+    return {
+        "Type": "AWS::SQS::QueuePolicy",
+        "Properties": {
+            "Queues": [{"Ref": logical_id} for logical_id in logical_ids],
+            "PolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    _tls_only(
+                        "sqs", [{"Fn::GetAtt": [logical_id, "Arn"]} for logical_id in logical_ids]
+                    )
+                ],
+            },
         },
     }
 
@@ -214,9 +325,61 @@ def _workgroup(settings: Settings, bytes_scanned_cutoff: int) -> dict[str, Any]:
                 "ResultConfiguration": {
                     "OutputLocation": settings.athena_output,
                     "EncryptionConfiguration": {"EncryptionOption": "SSE_S3"},
+                    # Athena writes results only to a bucket of this account.
+                    "ExpectedBucketOwner": {"Ref": "AWS::AccountId"},
                 },
             },
         },
+    }
+
+
+def _api_access_logging(settings: Settings, options: StageOptions) -> dict[str, Any]:
+    """A log group for the API stage's access log, and the account-level role API Gateway
+    needs to write any log (``AWS::ApiGateway::Account``: one per account and region; a
+    second project setting it sets the same kind of role)."""
+    return {
+        API_ACCESS_LOGS: {
+            "Type": "AWS::Logs::LogGroup",
+            **DELETED_WITH_THE_STACK,
+            "Properties": {
+                "LogGroupName": f"/aws/apigateway/{stage_resource_name(settings, 'access')}",
+                "RetentionInDays": options.log_retention_in_days,
+            },
+        },
+        API_LOGS_ROLE: {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "AssumeRolePolicyDocument": assumed_by("apigateway.amazonaws.com"),
+                "ManagedPolicyArns": [
+                    {
+                        "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/"
+                        "AmazonAPIGatewayPushToCloudWatchLogs"
+                    }
+                ],
+            },
+        },
+        API_ACCOUNT: {
+            "Type": "AWS::ApiGateway::Account",
+            "Properties": {"CloudWatchRoleArn": {"Fn::GetAtt": [API_LOGS_ROLE, "Arn"]}},
+        },
+    }
+
+
+def assumed_by(service: str) -> dict[str, Any]:
+    """The trust policy of a role that ``service`` (its principal) assumes."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+        ],
+    }
+
+
+def api_access_log_setting() -> dict[str, Any]:
+    """The API stage's access-log setting (CloudFormation's names)."""
+    return {
+        "DestinationArn": {"Fn::GetAtt": [API_ACCESS_LOGS, "Arn"]},
+        "Format": API_ACCESS_LOG_FORMAT,
     }
 
 
@@ -231,18 +394,16 @@ def _outputs() -> dict[str, Any]:
         "DeletionQueueUrl": {"Value": {"Ref": DELETION_QUEUE}},
         "StreamFailuresArn": {"Value": {"Fn::GetAtt": [STREAM_FAILURES, "Arn"]}},
         "TrackerFailuresArn": {"Value": {"Fn::GetAtt": [TRACKER_FAILURES, "Arn"]}},
+        "ApiAccessLogsArn": {"Value": {"Fn::GetAtt": [API_ACCESS_LOGS, "Arn"]}},
     }
 
 
-def stage_resource_name(settings: Settings, suffix: str = "") -> str:
-    """``ocg-<project>-<stage>[-suffix]``: what the deployment names per stage (the stack,
-    the usage plan and key, the pyarrow layer)."""
-    return f"ocg-{settings.project}-{settings.stage}" + (f"-{suffix}" if suffix else "")
-
-
-def usage_plan(settings: Settings, rest_api_id: Any, api_stage: Any) -> dict[str, Any]:
-    """An API key and the usage plan that admits it to the API's stage, throttled (the
-    API and its stage by name, or by reference in a template).
+def usage_plan(
+    settings: Settings, options: StageOptions, rest_api_id: Any, api_stage: Any
+) -> dict[str, Any]:
+    """An API key and the usage plan that admits it to the API's stage, throttled and
+    with a daily quota per key (the API and its stage by name, or by reference in a
+    template).
 
     API Gateway refuses a request to a method that requires a key unless the key belongs
     to a usage plan of that stage."""
@@ -253,7 +414,11 @@ def usage_plan(settings: Settings, rest_api_id: Any, api_stage: Any) -> dict[str
             "Properties": {
                 "UsagePlanName": name,
                 "ApiStages": [{"ApiId": rest_api_id, "Stage": api_stage}],
-                "Throttle": API_THROTTLE,
+                "Throttle": {
+                    "RateLimit": options.api_rate_limit,
+                    "BurstLimit": options.api_burst_limit,
+                },
+                "Quota": {"Limit": options.api_daily_quota, "Period": "DAY"},
             },
         },
         API_KEY: {

@@ -35,20 +35,29 @@ from chalicelib.queues import FUNCTION_TIMEOUT_SECONDS
 from chalicelib.schema import load_schema
 from chalicelib.schema.model import SchemaModel
 from chalicelib.settings import Settings
+from deploy.alarms import alarm_resources
 from deploy.event_sources import queue_settings, stream_settings, tracker_invoke_settings
 from deploy.layer import ARCHITECTURE, LAYER_SUFFIX, runtime_python_version
-from deploy.policies import (
+from deploy.names import (
     API_FUNCTION,
+    PLACEHOLDER_ACCOUNT_ID,
+    app_name,
+    function_names,
+    name_problems,
+    stage_resource_name,
+)
+from deploy.options import StageOptions, stage_options
+from deploy.policies import (
     STREAM_FUNCTION,
     TRACKER_FUNCTION,
     function_policies,
     function_role,
 )
 from deploy.resources import (
+    API_ACCESS_LOG_FORMAT,
     API_KEY,
-    DEFAULT_BYTES_SCANNED_CUTOFF,
+    API_TIMEOUT_SECONDS,
     resources_template,
-    stage_resource_name,
     usage_plan,
 )
 from deploy.stage import (
@@ -62,8 +71,6 @@ from deploy.stage import (
     write_config,
 )
 
-# Chalice's name for the function behind the API (its logical id is API_FUNCTION).
-API_HANDLER_NAME = "api_handler"
 ROLE_OUTPUT_SUFFIX = "RoleArn"
 # The stack outputs written into the stage's environment variables.
 OUTPUT_VARIABLES = {
@@ -104,31 +111,27 @@ def queue_listeners(app: Chalice) -> list[str]:
     return [source.name for source in app.event_sources if isinstance(source, SQSEventConfig)]
 
 
-def function_names(app: Chalice) -> dict[str, str]:
-    """Chalice's function names by their logical ids (``OnTableChange`` → ``on_table_change``)."""
-    names = {API_FUNCTION: API_HANDLER_NAME}
-    names.update({to_cfn_resource_name(source.name): source.name for source in app.event_sources})
-    return names
-
-
 def stack_template(
     settings: Settings,
     model: SchemaModel,
+    options: StageOptions,
+    functions: Mapping[str, str],
     *,
     api: DeployedApi | None = None,
-    bytes_scanned_cutoff: int = DEFAULT_BYTES_SCANNED_CUTOFF,
 ) -> dict[str, Any]:
-    """The resources, a role per function (its ARN an output), and once the API exists
-    its usage plan and key."""
-    template = resources_template(settings, model, bytes_scanned_cutoff=bytes_scanned_cutoff)
+    """The resources, a role per function (its ARN an output), the alarms, and once the
+    API exists its usage plan and key. ``functions`` maps the functions' logical ids to
+    their Chalice names."""
+    template = resources_template(settings, model, options)
     resources, outputs = template["Resources"], template["Outputs"]
+    resources.update(alarm_resources(settings, options, functions, stream_function=STREAM_FUNCTION))
     for function, statements in function_policies(settings).items():
-        resources[f"{function}Role"] = function_role(settings, statements)
+        resources[f"{function}Role"] = function_role(settings, functions[function], statements)
         outputs[f"{function}{ROLE_OUTPUT_SUFFIX}"] = {
             "Value": {"Fn::GetAtt": [f"{function}Role", "Arn"]}
         }
     if api is not None:
-        resources.update(usage_plan(settings, api.rest_api_id, api.stage))
+        resources.update(usage_plan(settings, options, api.rest_api_id, api.stage))
         outputs["ApiKeyId"] = {"Value": {"Ref": API_KEY}}
     return template
 
@@ -205,10 +208,18 @@ def configure_stage(
     names: Mapping[str, str],
     listeners: list[str],
     stream_layer: str,
+    project_app_name: str,
+    log_retention_in_days: int,
 ) -> dict[str, Any]:
-    """The Chalice config with the stage pointed at the stack's resources and roles."""
+    """The Chalice config with the stage pointed at the stack's resources and roles.
+
+    ``app_name`` leads every function name Chalice gives (``<app_name>-<stage>-…``), so
+    it is the project's, and two projects never share a function; the stage's log
+    retention is written so Chalice makes each log group with it."""
     updated: dict[str, Any] = json.loads(json.dumps(config))
+    updated["app_name"] = project_app_name
     stage_config = updated["stages"][stage]
+    stage_config["log_retention_in_days"] = log_retention_in_days
     variables = stage_config.setdefault("environment_variables", {})
     variables["OCG_ACCOUNT_ID"] = account_id
     for output, variable in OUTPUT_VARIABLES.items():
@@ -223,6 +234,7 @@ def configure_stage(
             raise DeployError(f"the stack has no role for {name} ({logical_id})")
         functions.setdefault(name, {})["iam_role_arn"] = role
     functions[names[STREAM_FUNCTION]]["layers"] = [stream_layer]
+    functions[names[API_FUNCTION]]["lambda_timeout"] = API_TIMEOUT_SECONDS
     for listener in listeners:  # chalicelib.queues: six times this is the visibility
         functions[listener]["lambda_timeout"] = FUNCTION_TIMEOUT_SECONDS
     return updated
@@ -237,7 +249,10 @@ def deployed_api(deployed: Mapping[str, Any], api_stage: str) -> DeployedApi:
 
 
 def tune_event_sources(
-    lambda_client: Any, deployed: Mapping[str, Any], stream_failures_arn: str
+    lambda_client: Any,
+    deployed: Mapping[str, Any],
+    stream_failures_arn: str,
+    queue_max_concurrency: int,
 ) -> list[str]:
     """Set on every mapping Chalice created what it cannot; the mappings' descriptions."""
     tuned = []
@@ -246,7 +261,7 @@ def tune_event_sources(
         if kind == "dynamodb_event":
             settings = stream_settings(stream_failures_arn)
         elif kind == "sqs_event":
-            settings = queue_settings()
+            settings = queue_settings(queue_max_concurrency)
         else:
             continue
         lambda_client.update_event_source_mapping(UUID=resource["event_uuid"], **settings)
@@ -305,7 +320,7 @@ def _put_invoke_config(lambda_client: Any, wait: Callable[[float], None], **conf
 
 def read_deployed(project_dir: Path, stage: str) -> dict[str, Any]:
     """What ``chalice deploy`` recorded of the stage."""
-    deployed = _read_deployed_if_any(project_dir, stage)
+    deployed = read_deployed_if_any(project_dir, stage)
     if deployed is None:
         record = _deployed_record(project_dir, stage)
         raise DeployError(f"{record} not found: run chalice deploy --stage {stage} first")
@@ -316,7 +331,7 @@ def _deployed_record(project_dir: Path, stage: str) -> Path:
     return project_dir / ".chalice" / "deployed" / f"{stage}.json"
 
 
-def _read_deployed_if_any(project_dir: Path, stage: str) -> dict[str, Any] | None:
+def read_deployed_if_any(project_dir: Path, stage: str) -> dict[str, Any] | None:
     record = _deployed_record(project_dir, stage)
     if not record.is_file():
         return None
@@ -337,30 +352,39 @@ def prepare_stage(
     *,
     config_file: Path = CHALICE_CONFIG,
     stream_layer: str | Path,
-    bytes_scanned_cutoff: int = DEFAULT_BYTES_SCANNED_CUTOFF,
     template_bucket: str | None = None,
 ) -> PreparedStage:
     """Step 1: the stack, then the stage's config pointed at it.
 
     The account is the caller's: the names derived from it (the buckets) must be the
-    ones created in it. ``stream_layer`` is a layer ARN, or a built layer zip to publish.
-    Once the stage has been deployed, its API's usage plan and key stay in the stack (an
-    update without them would delete the key its clients use)."""
+    ones created in it. Every name is checked against its limit before anything is
+    created. ``stream_layer`` is a layer ARN, or a built layer zip to publish. Once the
+    stage has been deployed, its API's usage plan and key stay in the stack (an update
+    without them would delete the key its clients use)."""
     aws_region = region(session)
     account_id = session.client("sts").get_caller_identity()["Account"]
+    if account_id == PLACEHOLDER_ACCOUNT_ID:
+        raise DeployError(
+            f"the caller's account is {PLACEHOLDER_ACCOUNT_ID}, the documentation's example "
+            "account: use credentials of your real account"
+        )
     config = read_config(config_file)
     stage_environment(config, stage)  # the stage exists
+    options = stage_options(config, stage)
     config["stages"][stage].setdefault("environment_variables", {})["OCG_ACCOUNT_ID"] = account_id
-    write_config(config, config_file)
     variables = region_variables(aws_region)
-    settings = stage_settings(stage, config_file, {**os.environ, **variables})
+    settings = stage_settings(stage, config_file, {**os.environ, **variables}, config=config)
+    app = stage_app(stage, config_file, {**variables, "OCG_ACCOUNT_ID": account_id})
+    functions = function_names(app)
+    problems = name_problems(settings, stage, functions.values())
+    if problems:
+        raise DeployError("; ".join(problems))
     model = load_schema(settings.schema_file, check_sql=True)
     name = stack_name(settings)
-    deployed = _read_deployed_if_any(config_file.parent.parent, stage)
+    deployed = read_deployed_if_any(config_file.parent.parent, stage)
     api = deployed_api(deployed, api_stage(config, stage)) if deployed else None
-    template = stack_template(settings, model, api=api, bytes_scanned_cutoff=bytes_scanned_cutoff)
+    template = stack_template(settings, model, options, functions, api=api)
     outputs = apply_stack(session, name, template, template_bucket=template_bucket)
-    app = stage_app(stage, config_file, variables)
     if isinstance(stream_layer, Path):
         stream_layer = publish_layer(session, settings, stream_layer)
     write_config(
@@ -369,9 +393,11 @@ def prepare_stage(
             stage,
             account_id=account_id,
             outputs=outputs,
-            names=function_names(app),
+            names=functions,
             listeners=queue_listeners(app),
             stream_layer=stream_layer,
+            project_app_name=app_name(settings),
+            log_retention_in_days=options.log_retention_in_days,
         ),
         config_file,
     )
@@ -391,25 +417,47 @@ def finish_stage(
     stage: str,
     *,
     config_file: Path = CHALICE_CONFIG,
-    bytes_scanned_cutoff: int = DEFAULT_BYTES_SCANNED_CUTOFF,
     template_bucket: str | None = None,
 ) -> FinishedStage:
-    """Step 3, after ``chalice deploy``: the usage plan for its API, the mappings'
-    settings, and the tracker's on-failure destination."""
-    settings = stage_settings(
-        stage, config_file, {**os.environ, **region_variables(region(session))}
-    )
+    """Step 3, after ``chalice deploy``: the usage plan for its API, the API stage's
+    access log and tracing, the mappings' settings, and the tracker's on-failure
+    destination."""
+    aws_region = region(session)
+    settings = stage_settings(stage, config_file, {**os.environ, **region_variables(aws_region)})
     config = read_config(config_file)
+    options = stage_options(config, stage)
     deployed = read_deployed(config_file.parent.parent, stage)
     api = deployed_api(deployed, api_stage(config, stage))
     model = load_schema(settings.schema_file, check_sql=True)
     name = stack_name(settings)
-    template = stack_template(settings, model, api=api, bytes_scanned_cutoff=bytes_scanned_cutoff)
+    functions = function_names(stage_app(stage, config_file, region_variables(aws_region)))
+    template = stack_template(settings, model, options, functions, api=api)
     outputs = apply_stack(session, name, template, template_bucket=template_bucket)
-    functions = session.client("lambda")
-    tuned = tune_event_sources(functions, deployed, outputs["StreamFailuresArn"])
-    tracker = configure_tracker(functions, deployed, outputs["TrackerFailuresArn"])
+    log_api_stage(session.client("apigateway"), api, outputs["ApiAccessLogsArn"])
+    lambda_client = session.client("lambda")
+    tuned = tune_event_sources(
+        lambda_client, deployed, outputs["StreamFailuresArn"], options.queue_max_concurrency
+    )
+    tracker = configure_tracker(lambda_client, deployed, outputs["TrackerFailuresArn"])
     return FinishedStage(api, outputs["ApiKeyId"], tuned, tracker)
+
+
+def log_api_stage(apigateway: Any, api: DeployedApi, access_logs_arn: str) -> None:
+    """Give the stage Chalice deployed its access log and X-Ray tracing, as path (a)'s
+    template does (Chalice sets neither, and its redeploys leave them alone)."""
+    apigateway.update_stage(
+        restApiId=api.rest_api_id,
+        stageName=api.stage,
+        patchOperations=[
+            {
+                "op": "replace",
+                "path": "/accessLogSettings/destinationArn",
+                "value": access_logs_arn,
+            },
+            {"op": "replace", "path": "/accessLogSettings/format", "value": API_ACCESS_LOG_FORMAT},
+            {"op": "replace", "path": "/tracingEnabled", "value": "true"},
+        ],
+    )
 
 
 def publish_layer(session: Any, settings: Settings, zip_path: Path) -> str:

@@ -65,10 +65,14 @@ def stage_settings(
     stage: str,
     config_file: Path = CHALICE_CONFIG,
     environ: Mapping[str, str] | None = None,
+    *,
+    config: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """The settings the stage's functions will run with."""
+    """The settings the stage's functions will run with (from ``config``, when given,
+    instead of the file)."""
     base = os.environ if environ is None else environ
-    settings = load_settings({**base, **stage_environment(read_config(config_file), stage)})
+    config = read_config(config_file) if config is None else config
+    settings = load_settings({**base, **stage_environment(config, stage)})
     if settings.is_local:
         raise SettingsError(
             f"stage {stage!r} runs on the embedded local default: nothing to deploy"

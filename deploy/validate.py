@@ -31,10 +31,11 @@ class _NoManagedPolicies:
 
 
 def lint(template: Mapping[str, Any], region: str) -> list[str]:
-    """cfn-lint's findings, one line each."""
+    """cfn-lint's findings, informational rules included, one line each."""
     import cfnlint.api
 
-    return [str(match) for match in cfnlint.api.lint(json.dumps(template), regions=[region])]
+    config = cfnlint.api.ManualArgs(regions=[region], include_checks=["I"])
+    return [str(match) for match in cfnlint.api.lint(json.dumps(template), config=config)]
 
 
 def sam_transform(template: Mapping[str, Any], region: str) -> dict[str, Any]:

@@ -183,6 +183,11 @@ def test_a_broken_schema_fails_the_import_with_file_line_and_rule(tmp_path: Path
     assert "User.friend" in result.stderr
 
 
+# What a plain ``chalice package`` of the dev stage needs from the environment: the
+# stage leaves its account to ``python -m deploy package`` (or ``prepare``).
+RAW_PACKAGE = {"AWS_DEFAULT_REGION": "us-east-1", "OCG_ACCOUNT_ID": "210987654321"}
+
+
 def test_a_broken_schema_is_refused_by_chalice_package(tmp_path: Path) -> None:
     schema = tmp_path / "broken.graphql"
     schema.write_text("type Query {\n  total: Int\n}\n")
@@ -191,7 +196,7 @@ def test_a_broken_schema_is_refused_by_chalice_package(tmp_path: Path) -> None:
     result = subprocess.run(
         [str(chalice), "package", "--stage", "dev", str(tmp_path / "out")],
         cwd=ROOT,
-        env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "OCG_SCHEMA_FILE": str(schema)},
+        env={**os.environ, **RAW_PACKAGE, "OCG_SCHEMA_FILE": str(schema)},
         capture_output=True,
         text=True,
         timeout=300,
@@ -207,7 +212,7 @@ def test_the_deployment_package_contains_the_schema(tmp_path: Path) -> None:
     result = subprocess.run(
         [str(chalice), "package", "--stage", "dev", str(tmp_path / "out")],
         cwd=ROOT,
-        env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1"},
+        env={**os.environ, **RAW_PACKAGE},
         capture_output=True,
         text=True,
         timeout=600,

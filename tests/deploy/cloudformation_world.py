@@ -24,6 +24,7 @@ from moto.utilities.utils import get_partition
 
 Properties = dict[str, Any]
 Create = Callable[[Properties, str, str], str]  # properties, account, region → Ref
+Delete = Callable[[Properties, str, str], None]  # properties, account, region
 
 # Bucket policies by bucket: moto enforces a policy without its conditions, so our
 # TLS-only deny would refuse every request; the tests read them from here instead.
@@ -44,6 +45,12 @@ def _glue_table(properties: Properties, account_id: str, region: str) -> str:
     )
     name: str = table_input["Name"]
     return name
+
+
+def _delete_glue_database(properties: Properties, account_id: str, region: str) -> None:
+    glue = glue_backends[account_id][region]
+    if properties["DatabaseInput"]["Name"] in glue.databases:
+        glue.delete_database(properties["DatabaseInput"]["Name"])
 
 
 def _athena_workgroup(properties: Properties, account_id: str, region: str) -> str:
@@ -71,6 +78,10 @@ def _usage_plan(properties: Properties, account_id: str, region: str) -> str:
                 for stage in properties["ApiStages"]
             ],
             "throttle": {"rateLimit": throttle["RateLimit"], "burstLimit": throttle["BurstLimit"]},
+            "quota": {
+                "limit": properties["Quota"]["Limit"],
+                "period": properties["Quota"]["Period"],
+            },
         }
     )
     plan_id: str = plan.id
@@ -92,11 +103,18 @@ def _usage_plan_key(properties: Properties, account_id: str, region: str) -> str
     return f"{properties['UsagePlanId']}:{properties['KeyId']}"
 
 
-def _register(resource_type: str, create: Create) -> None:
-    """A ``CloudFormationModel`` for the type (moto looks among its direct subclasses)."""
+def _register(resource_type: str, create: Create, delete: Delete | None = None) -> None:
+    """A ``CloudFormationModel`` for the type (moto looks among its direct subclasses);
+    with ``delete``, a stack deletion removes what it made (the others stay, as moto
+    leaves them)."""
 
-    def __init__(self: Any, identifier: str) -> None:
+    def __init__(self: Any, identifier: str, properties: Properties) -> None:
         self.identifier = identifier
+        self.properties = properties
+
+    def delete_resource(self: Any, account_id: str, region_name: str) -> None:
+        if delete is not None:
+            delete(self.properties, account_id, region_name)
 
     def create_from_cloudformation_json(
         cls: Any,
@@ -107,7 +125,8 @@ def _register(resource_type: str, create: Create) -> None:
         region_name: str,
         **_: Any,
     ) -> Any:
-        return cls(create(cloudformation_json["Properties"], account_id, region_name))
+        properties = cloudformation_json["Properties"]
+        return cls(create(properties, account_id, region_name), properties)
 
     type(
         resource_type.replace("::", ""),
@@ -118,12 +137,13 @@ def _register(resource_type: str, create: Create) -> None:
             "cloudformation_type": staticmethod(lambda: resource_type),
             "cloudformation_name_type": staticmethod(lambda: ""),
             "create_from_cloudformation_json": classmethod(create_from_cloudformation_json),
+            "delete": delete_resource,
         },
     )
 
 
+_register("AWS::Glue::Database", _glue_database, _delete_glue_database)
 for _type, _create in {
-    "AWS::Glue::Database": _glue_database,
     "AWS::Glue::Table": _glue_table,
     "AWS::Athena::WorkGroup": _athena_workgroup,
     "AWS::S3::BucketPolicy": _bucket_policy,

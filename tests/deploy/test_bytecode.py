@@ -184,6 +184,7 @@ def test_the_packaged_graphql_function_starts_without_compiling_anything_it_ship
         **os.environ,
         **stage_environment(read_config(), "dev"),
         **region_variables("us-east-1"),
+        "OCG_ACCOUNT_ID": "210987654321",  # the stack's, on AWS
         "PYTHONDONTWRITEBYTECODE": "1",
     }
 

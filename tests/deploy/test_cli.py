@@ -16,18 +16,24 @@ from deploy.package import copy_project
 from deploy.stage import stage_settings
 from tests.conftest import ROOT
 
+ACCOUNT = "210987654321"  # a caller's account (moto's default is the example one)
+
 
 def test_the_template_of_a_stage_is_printed(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("OCG_ACCOUNT_ID", ACCOUNT)
 
-    assert main(["resources", "--stage", "dev", "--bytes-scanned-cutoff", "1073741824"]) == 0
+    assert main(["resources", "--stage", "dev"]) == 0
 
-    template = json.loads(capsys.readouterr().out)
-    assert template["Resources"]["Table"]["Properties"]["TableName"] == "OCG-shop"
-    workgroup = template["Resources"]["AthenaWorkGroup"]["Properties"]
-    assert workgroup["WorkGroupConfiguration"]["BytesScannedCutoffPerQuery"] == 1073741824
+    resources = json.loads(capsys.readouterr().out)["Resources"]
+    assert resources["Table"]["Properties"]["TableName"] == "OCG-shop"
+    workgroup = resources["AthenaWorkGroup"]["Properties"]
+    assert workgroup["WorkGroupConfiguration"]["BytesScannedCutoffPerQuery"] == 10 * 1024**3
+    # Path b's stack: the roles and the alarms are in it.
+    assert resources["APIHandlerRole"]["Type"] == "AWS::IAM::Role"
+    assert resources["AlarmTopic"]["Properties"]["TopicName"] == "ocg-shop-dev-alarms"
 
 
 @pytest.mark.parametrize(
@@ -107,25 +113,26 @@ def test_prepare_then_finish_before_chalice_deploy_on_a_copy_of_the_project(
         "AWS_DEFAULT_REGION": "eu-west-1",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
+        "MOTO_ACCOUNT_ID": ACCOUNT,
     }
 
     result = python(["-c", PREPARE_AND_FINISH % layer], tmp_path, environment)
 
     assert result.returncode == 0, result.stderr
-    assert "stack ocg-shop-dev is ready in account 123456789012" in result.stdout
+    assert f"stack ocg-shop-dev is ready in account {ACCOUNT}" in result.stdout
     assert "prepare 0" in result.stdout and "finish 2" in result.stdout
     assert "run chalice deploy --stage dev first" in result.stderr
     stage = json.loads((tmp_path / ".chalice" / "config.json").read_text())["stages"]["dev"]
     assert stage["lambda_functions"]["on_table_change"]["layers"] == [layer]
     assert stage["environment_variables"]["OCG_TABLE_STREAM_ARN"].startswith(
-        "arn:aws:dynamodb:eu-west-1:123456789012:table/OCG-shop/stream/"
+        f"arn:aws:dynamodb:eu-west-1:{ACCOUNT}:table/OCG-shop/stream/"
     )
     untouched = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]["dev"]
     assert "lambda_functions" not in untouched
 
 
 def test_python_dash_m_deploy_runs_the_command_and_reports_its_status() -> None:
-    environment = {**os.environ, "AWS_DEFAULT_REGION": "eu-west-1"}
+    environment = {**os.environ, "AWS_DEFAULT_REGION": "eu-west-1", "OCG_ACCOUNT_ID": ACCOUNT}
 
     printed = python(["-m", "deploy", "resources", "--stage", "dev"], ROOT, environment)
     refused = python(["-m", "deploy", "resources", "--stage", "local"], ROOT, environment)
@@ -134,3 +141,25 @@ def test_python_dash_m_deploy_runs_the_command_and_reports_its_status() -> None:
     assert json.loads(printed.stdout)["Resources"]["Table"]["Type"] == "AWS::DynamoDB::Table"
     assert refused.returncode == 2
     assert "nothing to deploy" in refused.stderr
+
+
+def test_prepare_refuses_the_example_account(tmp_path: Path) -> None:
+    """moto's account is the documentation's example: deployed as is, bucket names would
+    collide and the functions would send to another account's queues."""
+    copy_project(tmp_path)
+    environment = {
+        **os.environ,
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    environment.pop("MOTO_ACCOUNT_ID", None)
+
+    result = python(
+        ["-c", PREPARE_AND_FINISH % "arn:aws:lambda:eu-west-1:1:layer:x:1"], tmp_path, environment
+    )
+
+    assert "prepare 2" in result.stdout
+    assert "the caller's account is 123456789012, the documentation's example" in result.stderr
+    stage = json.loads((tmp_path / ".chalice" / "config.json").read_text())["stages"]["dev"]
+    assert "OCG_ACCOUNT_ID" not in stage["environment_variables"]  # nothing written

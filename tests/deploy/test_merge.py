@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from deploy.package import package_stage
+from deploy.options import StageOptions
+from deploy.package import ACCOUNT_MARKER, package_stage, with_stack_account
 from deploy.validate import sam_transform, validate_packaged
 
 LAYER = "arn:aws:lambda:us-east-1:111111111111:layer:pyarrow:7"
@@ -129,6 +130,7 @@ def test_each_queue_listener_reads_the_created_queue_and_reports_failures(
     assert packaged["Resources"][queue]["Type"] == "AWS::SQS::Queue"
     timeout = packaged["Resources"][function]["Properties"]["Timeout"]
     assert packaged["Resources"][queue]["Properties"]["VisibilityTimeout"] >= 6 * timeout
+    assert source["ScalingConfig"] == {"MaximumConcurrency": StageOptions().queue_max_concurrency}
 
 
 def test_the_api_and_the_stream_functions_get_the_memory_the_config_gives_them(
@@ -164,7 +166,11 @@ def test_each_function_has_a_role_of_its_own_and_no_wildcards(
     roles = [k for k, r in packaged["Resources"].items() if r["Type"] == "AWS::IAM::Role"]
 
     assert "DefaultRole" not in roles
-    assert len(roles) == len({*FUNCTIONS, "OnAthenaStateChange"})
+    # One per function, and API Gateway's own, for its logs.
+    assert sorted(roles) == sorted(
+        [f"{function}Role" for function in {*FUNCTIONS, "OnAthenaStateChange"}]
+        + ["ApiGatewayLogsRole"]
+    )
     for function in (*FUNCTIONS, "OnAthenaStateChange"):
         actions = allowed(packaged, function)
         assert all("*" not in action for action in actions)
@@ -204,4 +210,67 @@ def test_only_the_tracker_may_send_to_its_failure_queue(packaged: dict[str, Any]
         "OnCascadeMessage": [],
         "OnDeletionMessage": [],
         "OnAthenaStateChange": ["sqs:SendMessage"],
+    }
+
+
+def test_functions_and_their_log_groups_are_named_as_chalice_deploy_names_them(
+    packaged: dict[str, Any],
+) -> None:
+    translated = sam_transform(packaged, "us-east-1")["Resources"]
+    groups = {
+        resource["Properties"]["LogGroupName"]: resource["Properties"]
+        for resource in translated.values()
+        if resource["Type"] == "AWS::Logs::LogGroup"
+    }
+
+    for function in (*FUNCTIONS, "OnAthenaStateChange"):
+        name = translated[function]["Properties"]["FunctionName"]
+        assert name.startswith("ocg-shop-dev-")
+        # The group Lambda writes to exists, with the stage's retention.
+        assert groups[f"/aws/lambda/{name}"]["RetentionInDays"] == 30
+    assert "/aws/apigateway/ocg-shop-dev-access" in groups
+
+
+def test_the_api_function_ends_before_api_gateway_gives_up(packaged: dict[str, Any]) -> None:
+    assert packaged["Resources"]["APIHandler"]["Properties"]["Timeout"] == 28 < 29
+
+
+def test_the_api_stage_logs_every_access_and_traces(packaged: dict[str, Any]) -> None:
+    translated = sam_transform(packaged, "us-east-1")["Resources"]
+
+    (stage,) = [r for r in translated.values() if r["Type"] == "AWS::ApiGateway::Stage"]
+    setting = stage["Properties"]["AccessLogSetting"]
+    assert setting["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogs", "Arn"]}
+    assert json.loads(setting["Format"])["status"] == "$context.status"
+    assert stage["Properties"]["TracingEnabled"] is True
+    # API Gateway refuses an access log until the account has its logs role.
+    assert "ApiGatewayAccount" in packaged["Resources"]["RestAPI"]["DependsOn"]
+
+
+def test_the_package_names_the_account_it_is_deployed_in(packaged: dict[str, Any]) -> None:
+    """Packaged without an account id, every name and ARN that holds one takes the
+    stack's; no placeholder ships."""
+    text = json.dumps(packaged)
+    resources = packaged["Resources"]
+
+    assert "123456789012" not in text and ACCOUNT_MARKER not in text
+    assert resources["LakeBucket"]["Properties"]["BucketName"] == {
+        "Fn::Sub": "ocg-shop-${AWS::AccountId}"
+    }
+    variables = resources["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert variables["OCG_ACCOUNT_ID"] == {"Fn::Sub": "${AWS::AccountId}"}
+    workgroup = resources["AthenaWorkGroup"]["Properties"]["WorkGroupConfiguration"]
+    assert workgroup["ResultConfiguration"]["OutputLocation"] == {
+        "Fn::Sub": "s3://ocg-shop-athena-${AWS::AccountId}/results/"
+    }
+
+
+def test_a_string_with_its_own_substitution_syntax_is_kept_literal() -> None:
+    marker = "000000000000"
+
+    assert with_stack_account({"a": [f"x-{marker}-${{y}}"]}, marker) == {
+        "a": [{"Fn::Sub": "x-${AWS::AccountId}-${!y}"}]
+    }
+    assert with_stack_account({"Fn::Sub": f"arn:{marker}:${{Table}}"}, marker) == {
+        "Fn::Sub": "arn:${AWS::AccountId}:${Table}"
     }

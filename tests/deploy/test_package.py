@@ -112,8 +112,9 @@ def test_the_dev_stage_packages_with_a_built_layer_and_passes_every_check(
 
     printed = capsys.readouterr()
     assert status == 0, printed.err
-    region, bytecode, *lines = printed.out.splitlines()
+    region, account, bytecode, *lines = printed.out.splitlines()
     assert region == "region: eu-west-1"
+    assert account == "account: the one the stack is created in (${AWS::AccountId})"
     assert re.fullmatch(
         r"bytecode: the \d+ modules a cold start loads, compiled into deployment\.zip", bytecode
     )

@@ -5,23 +5,26 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import cfnlint.api
 import pytest
 
 from chalicelib.lake.catalog import glue_table_inputs
 from chalicelib.queues import (
     DLQ_RETENTION_SECONDS,
     MAX_RECEIVE_COUNT,
+    RETENTION_SECONDS,
     VISIBILITY_TIMEOUT_SECONDS,
     dead_letter_queue_name,
 )
 from chalicelib.schema import load_schema
 from chalicelib.settings import Settings, load_settings
 from chalicelib.table import table_definition
+from deploy.names import access_logs_bucket
+from deploy.options import StageOptions
 from deploy.resources import resources_template
+from deploy.validate import lint
 from tests.conftest import EXAMPLE_SCHEMA
 
-DEV = {"OCG_MODE": "aws", "AWS_REGION": "eu-west-1", "OCG_ACCOUNT_ID": "123456789012"}
+DEV = {"OCG_MODE": "aws", "AWS_REGION": "eu-west-1", "OCG_ACCOUNT_ID": "210987654321"}
 
 
 @pytest.fixture(scope="module")
@@ -31,17 +34,21 @@ def settings() -> Settings:
 
 @pytest.fixture(scope="module")
 def template(settings: Settings) -> dict[str, Any]:
-    return resources_template(settings, load_schema(EXAMPLE_SCHEMA, check_sql=False))
+    return resources_template(
+        settings, load_schema(EXAMPLE_SCHEMA, check_sql=False), StageOptions()
+    )
 
 
 def of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
     return {k: r for k, r in template["Resources"].items() if r["Type"] == kind}
 
 
-def test_cfn_lint_finds_nothing(template: dict[str, Any]) -> None:
-    matches = cfnlint.api.lint(json.dumps(template), regions=["eu-west-1"])
-
-    assert [str(match) for match in matches] == []
+def test_cfn_lint_finds_nothing_not_even_informational(template: dict[str, Any]) -> None:
+    assert lint(template, "eu-west-1") == []
+    # The informational rules are on: a queue left to the default deletion policy shows.
+    undecided = json.loads(json.dumps(template))
+    del undecided["Resources"]["CascadeQueue"]["DeletionPolicy"]
+    assert any(finding.startswith("[I3011") for finding in lint(undecided, "eu-west-1"))
 
 
 def test_the_table_is_the_apps_with_recovery_and_ttl(
@@ -56,6 +63,8 @@ def test_the_table_is_the_apps_with_recovery_and_ttl(
     assert properties["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
     assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert properties["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    assert properties["DeletionProtectionEnabled"] is True
+    assert table["DeletionPolicy"] == "Retain"
 
 
 def test_both_queues_dead_letter_after_five_receives(
@@ -97,7 +106,30 @@ def test_failing_stream_records_and_tracker_events_each_have_a_queue_kept_14_day
     assert settings.tracker_failures_queue_name == "ocg-shop-tracker-failures"
 
 
-def test_buckets_are_private_encrypted_and_tls_only(
+def test_every_queue_keeps_messages_a_stated_time_and_refuses_plain_http(
+    template: dict[str, Any],
+) -> None:
+    queues = of_type(template, "AWS::SQS::Queue")
+    (policy,) = of_type(template, "AWS::SQS::QueuePolicy").values()
+
+    assert len(queues) == 6
+    for logical_id, queue in queues.items():
+        assert queue["Properties"]["MessageRetentionPeriod"] in (
+            RETENTION_SECONDS,
+            DLQ_RETENTION_SECONDS,
+        ), logical_id
+        assert queue["DeletionPolicy"] == "Delete"
+    # A dead-lettered message keeps its first enqueue time: its queue must keep it longer.
+    assert DLQ_RETENTION_SECONDS > RETENTION_SECONDS
+    properties = policy["Properties"]
+    assert sorted(ref["Ref"] for ref in properties["Queues"]) == sorted(queues)
+    (statement,) = properties["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Action"] == "sqs:*"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert sorted(arn["Fn::GetAtt"][0] for arn in statement["Resource"]) == sorted(queues)
+
+
+def test_buckets_are_private_encrypted_versioned_logged_and_tls_only(
     template: dict[str, Any], settings: Settings
 ) -> None:
     buckets = of_type(template, "AWS::S3::Bucket")
@@ -106,16 +138,51 @@ def test_buckets_are_private_encrypted_and_tls_only(
     assert {b["Properties"]["BucketName"] for b in buckets.values()} == {
         settings.lake_bucket,
         settings.athena_results_bucket,
+        access_logs_bucket(settings),
     }
     for logical_id, bucket in buckets.items():
-        assert all(bucket["Properties"]["PublicAccessBlockConfiguration"].values())
-        assert "BucketEncryption" in bucket["Properties"]
+        properties = bucket["Properties"]
+        assert all(properties["PublicAccessBlockConfiguration"].values())
+        assert "BucketEncryption" in properties
+        assert properties["VersioningConfiguration"] == {"Status": "Enabled"}
+        rules = properties["LifecycleConfiguration"]["Rules"]
+        assert any("NoncurrentVersionExpiration" in rule for rule in rules), logical_id
         policy = policies[f"{logical_id}Policy"]["Properties"]["PolicyDocument"]
-        (statement,) = policy["Statement"]
-        assert statement["Effect"] == "Deny"
-        assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        tls_only = policy["Statement"][0]
+        assert tls_only["Effect"] == "Deny"
+        assert tls_only["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        if logical_id != "AccessLogsBucket":
+            logging = properties["LoggingConfiguration"]
+            assert logging["DestinationBucketName"] == {"Ref": "AccessLogsBucket"}
+    lake = buckets["LakeBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert lake[0]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
     results = buckets["AthenaResultsBucket"]["Properties"]["LifecycleConfiguration"]
-    assert results["Rules"][0]["ExpirationInDays"] == 30
+    assert {"Id": "expire", "Status": "Enabled", "ExpirationInDays": 30} in results["Rules"]
+    # Only S3's log delivery, for this account's buckets, may write access logs.
+    _, delivery = policies["AccessLogsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert delivery["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert delivery["Action"] == "s3:PutObject"
+    assert delivery["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    }
+    # The data stays when the stack goes; results expire and go with it.
+    assert {k: b["DeletionPolicy"] for k, b in buckets.items()} == {
+        "LakeBucket": "Retain",
+        "AccessLogsBucket": "Retain",
+        "AthenaResultsBucket": "Delete",
+    }
+
+
+def test_the_api_stage_can_log_its_accesses(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+
+    group = resources["ApiAccessLogs"]["Properties"]
+    assert group["LogGroupName"] == "/aws/apigateway/ocg-shop-aws-access"
+    assert group["RetentionInDays"] == StageOptions().log_retention_in_days
+    account = resources["ApiGatewayAccount"]["Properties"]
+    assert account["CloudWatchRoleArn"] == {"Fn::GetAtt": ["ApiGatewayLogsRole", "Arn"]}
+    (managed,) = resources["ApiGatewayLogsRole"]["Properties"]["ManagedPolicyArns"]
+    assert managed["Fn::Sub"].endswith("service-role/AmazonAPIGatewayPushToCloudWatchLogs")
 
 
 def test_every_lake_table_is_a_native_glue_table(
@@ -134,7 +201,7 @@ def test_every_lake_table_is_a_native_glue_table(
 
 def test_the_workgroup_enforces_its_output_and_a_scan_cutoff(settings: Settings) -> None:
     model = load_schema(EXAMPLE_SCHEMA, check_sql=False)
-    template = resources_template(settings, model, bytes_scanned_cutoff=2 * 1024**3)
+    template = resources_template(settings, model, StageOptions(bytes_scanned_cutoff=2 * 1024**3))
 
     (workgroup,) = of_type(template, "AWS::Athena::WorkGroup").values()
     configuration = workgroup["Properties"]["WorkGroupConfiguration"]
@@ -142,3 +209,5 @@ def test_the_workgroup_enforces_its_output_and_a_scan_cutoff(settings: Settings)
     assert configuration["EnforceWorkGroupConfiguration"] is True
     assert configuration["BytesScannedCutoffPerQuery"] == 2 * 1024**3
     assert configuration["ResultConfiguration"]["OutputLocation"] == settings.athena_output
+    owner = configuration["ResultConfiguration"]["ExpectedBucketOwner"]
+    assert owner == {"Ref": "AWS::AccountId"}

@@ -16,15 +16,14 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import boto3
 import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import WaiterError
 from chalice.test import Client
-from moto import mock_aws
 
 from chalicelib.keys import task_item_keys
 from chalicelib.queues import FUNCTION_TIMEOUT_SECONDS
+from deploy.resources import API_TIMEOUT_SECONDS
 from deploy.stack import (
     INLINE_TEMPLATE_LIMIT,
     ROLE_PROPAGATION_DELAYS,
@@ -37,40 +36,8 @@ from deploy.stack import (
 )
 from deploy.stage import read_config, stage_environment
 from tests.conftest import ROOT
-from tests.deploy import cloudformation_world  # registers the types moto's CloudFormation skips
-
-REGION = "us-east-1"
-STAGE = "dev"
-LAYER = "arn:aws:lambda:us-east-1:123456789012:layer:pyarrow:1"
-FUNCTIONS = {
-    "api_handler",
-    "on_table_change",
-    "on_cascade_message",
-    "on_deletion_message",
-    "on_athena_state_change",
-}
-
-
-@pytest.fixture
-def session(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    # moto does not match DynamoDB Streams' account-based endpoint (FIELD-NOTES, moto).
-    monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
-    with mock_aws():
-        yield boto3.session.Session(region_name=REGION)
-
-
-@pytest.fixture
-def config_file(tmp_path: Path) -> Path:
-    """A copy of the project's config, its account id not yet the caller's."""
-    config = read_config(ROOT / ".chalice" / "config.json")
-    config["stages"][STAGE]["environment_variables"]["OCG_ACCOUNT_ID"] = "111111111111"
-    path = tmp_path / ".chalice" / "config.json"
-    path.parent.mkdir()
-    path.write_text(json.dumps(config))
-    return path
+from tests.deploy import cloudformation_world
+from tests.deploy.path_b_world import ACCOUNT, FUNCTIONS, LAYER, STAGE, chalice_deploy
 
 
 def test_prepare_creates_the_stack_and_points_the_stage_at_it(
@@ -81,7 +48,7 @@ def test_prepare_creates_the_stack_and_points_the_stage_at_it(
     stage = read_config(config_file)["stages"][STAGE]
     variables = stage["environment_variables"]
     table = session.client("dynamodb").describe_table(TableName="OCG-shop")["Table"]
-    assert prepared.account_id == variables["OCG_ACCOUNT_ID"] == "123456789012"
+    assert prepared.account_id == variables["OCG_ACCOUNT_ID"] == ACCOUNT
     assert variables["OCG_TABLE_STREAM_ARN"] == table["LatestStreamArn"]
     assert not variables["OCG_TABLE_STREAM_ARN"].endswith("/latest")
     assert (
@@ -97,6 +64,11 @@ def test_prepare_creates_the_stack_and_points_the_stage_at_it(
         assert role["Arn"] == function["iam_role_arn"], name
     assert stage["lambda_functions"]["on_table_change"]["layers"] == [LAYER]
     assert "layers" not in stage["lambda_functions"]["api_handler"]
+    # Function names lead with the project's app name; logs kept as the stage says; the
+    # API function stops before API Gateway gives up on it.
+    assert read_config(config_file)["app_name"] == "ocg-shop"
+    assert stage["log_retention_in_days"] == 30
+    assert stage["lambda_functions"]["api_handler"]["lambda_timeout"] == API_TIMEOUT_SECONDS < 29
     for listener in ("on_cascade_message", "on_deletion_message"):
         assert stage["lambda_functions"][listener]["lambda_timeout"] == FUNCTION_TIMEOUT_SECONDS
     glue = session.client("glue")
@@ -104,8 +76,8 @@ def test_prepare_creates_the_stack_and_points_the_stage_at_it(
     assert {"user", "product", "user_favorite_products"} <= tables
     workgroup = session.client("athena").get_work_group(WorkGroup="ocg-shop")["WorkGroup"]
     output = workgroup["Configuration"]["ResultConfiguration"]["OutputLocation"]
-    assert output == "s3://ocg-shop-athena-123456789012/results/"
-    (tls_only,) = cloudformation_world.bucket_policies["ocg-shop-123456789012"]["Statement"]
+    assert output == f"s3://ocg-shop-athena-{ACCOUNT}/results/"
+    (tls_only, *_) = cloudformation_world.bucket_policies[f"ocg-shop-{ACCOUNT}"]["Statement"]
     assert tls_only["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
@@ -146,69 +118,6 @@ def test_finish_before_chalice_deploy_says_what_to_run(session: Any, config_file
         finish_stage(session, STAGE, config_file=config_file)
 
 
-def chalice_deploy(session: Any, config_file: Path) -> None:
-    """What ``chalice deploy`` does that ``finish`` builds on, recorded as Chalice records
-    it in ``.chalice/deployed/<stage>.json``: the API, the event handlers' functions, a
-    mapping per stream or queue source and the tracker's EventBridge rule (moto cannot
-    import Chalice's Swagger 2.0 API; FIELD-NOTES, moto)."""
-    stage = read_config(config_file)["stages"][STAGE]
-    variables = stage["environment_variables"]
-    functions = session.client("lambda")
-    resources: list[dict[str, Any]] = [
-        {
-            "name": "rest_api",
-            "resource_type": "rest_api",
-            "rest_api_id": "abc123defg",
-            "rest_api_url": f"https://abc123defg.execute-api.{REGION}.amazonaws.com/api/",
-        }
-    ]
-    sources = [
-        ("on_table_change", "dynamodb", variables["OCG_TABLE_STREAM_ARN"]),
-        ("on_cascade_message", "sqs", variables["OCG_CASCADE_QUEUE_ARN"]),
-        ("on_deletion_message", "sqs", variables["OCG_DELETION_QUEUE_ARN"]),
-        ("on_athena_state_change", "cloudwatch", None),
-    ]
-    for name, kind, source_arn in sources:
-        function = functions.create_function(
-            FunctionName=f"ocg-{STAGE}-{name}",
-            Runtime="python3.11",
-            Role=stage["lambda_functions"][name]["iam_role_arn"],
-            Handler=f"app.{name}",
-            Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18},
-        )
-        resources.append(
-            {
-                "name": name,
-                "resource_type": "lambda_function",
-                "lambda_arn": function["FunctionArn"],
-            }
-        )
-        if source_arn is None:  # an EventBridge rule targets it
-            resources.append(
-                {
-                    "name": f"{name}-event",
-                    "resource_type": "cloudwatch_event",
-                    "rule_name": f"ocg-{STAGE}-{name}-event",
-                }
-            )
-            continue
-        extra = {"StartingPosition": "TRIM_HORIZON"} if kind == "dynamodb" else {}
-        mapping = functions.create_event_source_mapping(
-            EventSourceArn=source_arn, FunctionName=function["FunctionArn"], **extra
-        )
-        resources.append(
-            {
-                "name": f"{name}-{kind}-event-source",
-                "resource_type": f"{kind}_event",
-                "event_uuid": mapping["UUID"],
-                "lambda_arn": function["FunctionArn"],
-            }
-        )
-    deployed = config_file.parent / "deployed"
-    deployed.mkdir()
-    (deployed / f"{STAGE}.json").write_text(json.dumps({"resources": resources}))
-
-
 def test_finish_sets_what_chalice_cannot_and_gives_the_api_a_key(
     session: Any, config_file: Path
 ) -> None:
@@ -222,20 +131,25 @@ def test_finish_sets_what_chalice_cannot_and_gives_the_api_a_key(
         m["FunctionArn"].rsplit(":", 1)[-1]: m
         for m in functions.list_event_source_mappings()["EventSourceMappings"]
     }
-    stream = mappings[f"ocg-{STAGE}-on_table_change"]
+    stream = mappings[f"ocg-shop-{STAGE}-on_table_change"]
     assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert stream["BisectBatchOnFunctionError"] is True
     assert stream["MaximumRetryAttempts"] == 5
     failures = prepared.outputs["StreamFailuresArn"]
     assert stream["DestinationConfig"] == {"OnFailure": {"Destination": failures}}
     for queue_listener in ("on_cascade_message", "on_deletion_message"):
-        mapping = mappings[f"ocg-{STAGE}-{queue_listener}"]
+        mapping = mappings[f"ocg-shop-{STAGE}-{queue_listener}"]
         assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     gateway = session.client("apigateway")
     (plan,) = gateway.get_usage_plans(keyId=finished.api_key_id)["items"]
-    assert plan["apiStages"] == [{"apiId": "abc123defg", "stage": "api"}]
+    assert plan["apiStages"] == [{"apiId": finished.api.rest_api_id, "stage": "api"}]
     assert plan["throttle"] == {"rateLimit": 50.0, "burstLimit": 100}
+    assert plan["quota"] == {"limit": 10_000, "period": "DAY"}
     assert finished.api.url.endswith("/api/")
+    api_stage = gateway.get_stage(restApiId=finished.api.rest_api_id, stageName="api")
+    assert api_stage["accessLogSettings"]["destinationArn"] == prepared.outputs["ApiAccessLogsArn"]
+    assert json.loads(api_stage["accessLogSettings"]["format"])["requestId"] == "$context.requestId"
+    assert api_stage["tracingEnabled"] is True
 
 
 def test_finish_gives_the_tracker_its_failure_queue_and_again_changes_nothing(
@@ -253,7 +167,7 @@ def test_finish_gives_the_tracker_its_failure_queue_and_again_changes_nothing(
     # moto 5.2.5 appends each put and shows the first (Lambda replaces the config), so
     # this sees the first finish's config; both finishes put the same one.
     config = session.client("lambda").get_function_event_invoke_config(
-        FunctionName=f"ocg-{STAGE}-on_athena_state_change", Qualifier="$LATEST"
+        FunctionName=f"ocg-shop-{STAGE}-on_athena_state_change", Qualifier="$LATEST"
     )
     assert config["DestinationConfig"] == {"OnFailure": {"Destination": failures}}
     assert config["MaximumRetryAttempts"] == 2
@@ -305,7 +219,7 @@ def test_the_tracker_config_waits_for_the_role_to_reach_iam(
 
     assert waited == list(ROLE_PROPAGATION_DELAYS[:2])
     config = functions.get_function_event_invoke_config(
-        FunctionName=f"ocg-{STAGE}-on_athena_state_change", Qualifier="$LATEST"
+        FunctionName=f"ocg-shop-{STAGE}-on_athena_state_change", Qualifier="$LATEST"
     )
     assert config["DestinationConfig"] == {"OnFailure": {"Destination": failures}}
 
@@ -419,7 +333,7 @@ def test_a_template_over_the_inline_limit_needs_a_bucket_and_goes_through_it(
 
     outputs = apply_stack(session, "large", LARGE_TEMPLATE, template_bucket="my-templates")
 
-    assert outputs == {"QueueArn": "arn:aws:sqs:us-east-1:123456789012:large"}
+    assert outputs == {"QueueArn": f"arn:aws:sqs:us-east-1:{ACCOUNT}:large"}
     (stored,) = session.client("s3").list_objects_v2(Bucket="my-templates")["Contents"]
     assert stored["Key"].startswith("ocg/large/template-")
 
@@ -435,7 +349,9 @@ def test_prepare_after_finish_keeps_the_api_key_its_clients_use(
 
     assert prepared.outputs["ApiKeyId"] == finished.api_key_id
     plans = session.client("apigateway").get_usage_plans(keyId=finished.api_key_id)["items"]
-    assert [plan["apiStages"] for plan in plans] == [[{"apiId": "abc123defg", "stage": "api"}]]
+    assert [plan["apiStages"] for plan in plans] == [
+        [{"apiId": finished.api.rest_api_id, "stage": "api"}]
+    ]
 
 
 class StackStillUpdating:

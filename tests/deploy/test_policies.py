@@ -1,0 +1,755 @@
+"""Every IAM grant is used by the code, and nothing else (``deploy.policies``).
+
+Each function runs as Lambda runs it: ``app.py`` imported on its own, in AWS mode (so
+the lake is the S3 object store and queries go to Athena), against moto, with its own
+clients. A botocore hook on those clients records every call; ``tests.deploy.iam_calls`` turns
+each into the IAM actions and resources AWS checks. The scenario walks every code path
+of every function: the API's CRUD, lists, join INSERTs (new, repeated, refused), task
+triggers with a poll of a running query and the read of a finished one, deletion
+triggers; the stream's inserts, updates and removals of entities and join rows; the
+cascade and deletion listeners, each also finding a relation whose row item is gone;
+the tracker's finished, failed, running and unrecorded queries.
+
+The test then holds each function's calls against its needs in
+``deploy.policies.FUNCTION_NEEDS``: an action granted and never called, a call not
+granted, a key range wider than the calls, fail. Grants Athena and Lambda use on a
+function's behalf are held against the calls that make Athena act and against the app's
+event sources; and each rendered role must grant exactly its needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from botocore.client import BaseClient
+from chalice.app import CloudWatchEventConfig, DynamoDBEventConfig, SQSEventConfig
+from chalice.test import Client
+from chalice.utils import to_cfn_resource_name
+from moto import mock_aws
+from moto.moto_api import state_manager
+
+from chalicelib import keys
+from chalicelib.schema import load_schema
+from chalicelib.settings import Settings, load_settings
+from chalicelib.table import table_definition
+from chalicelib.tasks.service import TaskNotRecorded
+from deploy.event_sources import stream_settings, tracker_invoke_settings
+from deploy.names import API_FUNCTION, function_names, log_group_name
+from deploy.options import StageOptions
+from deploy.policies import (
+    CASCADE_FUNCTION,
+    DELETION_FUNCTION,
+    FUNCTION_NEEDS,
+    FUNCTIONS,
+    LOG_NEED,
+    STREAM_FUNCTION,
+    TASK_KEYS,
+    TRACKER_FUNCTION,
+    Caller,
+    Need,
+    Target,
+    function_policies,
+    function_role,
+    target_resources,
+)
+from tests.conftest import ROOT
+from tests.deploy.iam_calls import Call, Recorder, iam_calls, need_grants, problems, role_grants
+
+EVENTS = ROOT / "tests" / "events"
+REGION, ACCOUNT, STAGE = "us-east-1", "123456789012", "dev"
+ADD_FAVORITE = "mutation ($u: ID!, $p: ID!) { addFavorite(userId: $u, productId: $p) }"
+
+
+@dataclass
+class Activity:
+    """Which function is running now, and any AWS call made meanwhile through a client
+    the recorder is not attached to (one the function made without ``Services``)."""
+
+    function: str | None = None
+    unrecorded: list[str] = field(default_factory=list)
+
+    @contextlib.contextmanager
+    def running(self, function: str) -> Iterator[None]:
+        self.function = function
+        try:
+            yield
+        finally:
+            self.function = None
+
+    def watch(self, patch: pytest.MonkeyPatch) -> None:
+        """Check every botocore call: one made while a function runs must go through a
+        recorded client (or be one of this test's own look-ups)."""
+        make_api_call = BaseClient._make_api_call
+
+        def checked(client: Any, operation: str, params: Any) -> Any:
+            if self.function and not getattr(client, RECORDED, False):
+                service = client.meta.service_model.service_name
+                self.unrecorded.append(f"{self.function}: {service}.{operation}")
+            return make_api_call(client, operation, params)
+
+        patch.setattr(BaseClient, "_make_api_call", checked)
+
+
+# Marks a client whose calls are recorded, or one of this test's own.
+RECORDED = "_ocg_calls_recorded"
+
+
+def _own(client: Any) -> Any:
+    setattr(client, RECORDED, True)
+    return client
+
+
+@dataclass
+class Function:
+    """One function, as Lambda runs it: the app imported on its own, its calls recorded."""
+
+    logical_id: str
+    handler: str
+    module: ModuleType
+    client: Client
+    activity: Activity
+    calls: list[Call] = field(default_factory=list)
+
+    def graphql(self, query: str, **variables: Any) -> dict[str, Any]:
+        with self.activity.running(self.logical_id):
+            response = self.client.http.post(
+                "/graphql",
+                headers={"content-type": "application/json"},
+                body=json.dumps({"query": query, "variables": variables}),
+            )
+        assert response.status_code == 200, response.body
+        result: dict[str, Any] = json.loads(response.body)
+        return result
+
+    def data(self, query: str, **variables: Any) -> Any:
+        result = self.graphql(query, **variables)
+        assert "errors" not in result, result["errors"]
+        return result["data"]
+
+    def refused(self, query: str, **variables: Any) -> list[str]:
+        result = self.graphql(query, **variables)
+        assert result.get("errors"), result
+        return [error["message"] for error in result["errors"]]
+
+    def invoke(self, event: dict[str, Any]) -> Any:
+        with self.activity.running(self.logical_id):
+            return self.client.lambda_.invoke(self.handler, event).payload
+
+
+@dataclass
+class World:
+    settings: Settings
+    activity: Activity
+    functions: dict[str, Function]
+    dynamodb: Any
+    streams: Any
+    sqs: Any
+    athena: Any
+    stream_checkpoints: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def api(self) -> Function:
+        return self.functions[API_FUNCTION]
+
+    def calls(self, function: str) -> list[Call]:
+        return self.functions[function].calls
+
+    def stream_event(self) -> dict[str, Any]:
+        """Every stream record not delivered yet, as Lambda delivers them."""
+        table = self.dynamodb.describe_table(TableName=self.settings.table_name)["Table"]
+        stream_arn = table["LatestStreamArn"]
+        shards = self.streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
+        records = []
+        for shard in shards:
+            shard_id = shard["ShardId"]
+            after = self.stream_checkpoints.get(shard_id)
+            position: dict[str, str] = (
+                {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": after}
+                if after
+                else {"ShardIteratorType": "TRIM_HORIZON"}
+            )
+            iterator = self.streams.get_shard_iterator(
+                StreamArn=stream_arn, ShardId=shard_id, **position
+            )["ShardIterator"]
+            while iterator:
+                response = self.streams.get_records(ShardIterator=iterator, Limit=100)
+                if not response["Records"]:
+                    break
+                for record in response["Records"]:
+                    dynamodb = dict(record["dynamodb"])
+                    created = dynamodb["ApproximateCreationDateTime"]
+                    dynamodb["ApproximateCreationDateTime"] = int(created.timestamp())
+                    records.append(
+                        {
+                            **record,
+                            "eventSource": "aws:dynamodb",
+                            "awsRegion": REGION,
+                            "eventSourceARN": stream_arn,
+                            "dynamodb": dynamodb,
+                        }
+                    )
+                    self.stream_checkpoints[shard_id] = dynamodb["SequenceNumber"]
+                iterator = response.get("NextShardIterator")
+        return {"Records": records}
+
+    def queue_events(self, url: str, arn: str) -> list[dict[str, Any]]:
+        """The queue's messages, one event each (batch size 1 suits both listeners), as
+        Lambda delivers them; received and deleted here, as Lambda does."""
+        events: list[dict[str, Any]] = []
+        while True:
+            received = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+            messages = received.get("Messages", [])
+            if not messages:
+                return events
+            for message in messages:
+                record = {
+                    "messageId": message["MessageId"],
+                    "receiptHandle": message["ReceiptHandle"],
+                    "body": message["Body"],
+                    "attributes": {},
+                    "messageAttributes": {},
+                    "md5OfBody": message["MD5OfBody"],
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": arn,
+                    "awsRegion": REGION,
+                }
+                events.append({"Records": [record]})
+                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def inject_athena_results(columns: list[str], rows: list[list[str]]) -> None:
+    """The result of the next query started, as Athena returns it (header row first)."""
+
+    def row(values: list[str]) -> dict[str, Any]:
+        return {"Data": [{"VarCharValue": value} for value in values]}
+
+    body: dict[str, Any] = {
+        "region": REGION,
+        "results": [
+            {
+                "rows": [row(columns), *(row(r) for r in rows)],
+                "column_info": [{"Name": c, "Label": c, "Type": "varchar"} for c in columns],
+            }
+        ],
+    }
+    response = requests.post(
+        "http://motoapi.amazonaws.com/moto-api/static/athena/query-results", json=body, timeout=5
+    )
+    assert response.status_code == 201
+
+
+def state_change(name: str, execution_id: str, workgroup: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / f"athena_{name}.json").read_text())
+    event["detail"].update(queryExecutionId=execution_id, workgroupName=workgroup)
+    return event
+
+
+def _provision(settings: Settings) -> None:
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    dynamodb.create_table(**table_definition(settings.table_name))
+    s3 = boto3.client("s3", region_name=REGION)
+    for bucket in (settings.lake_bucket, settings.athena_results_bucket):
+        s3.create_bucket(Bucket=bucket)
+    sqs = boto3.client("sqs", region_name=REGION)
+    for name, url in (
+        (settings.cascade_queue_name, settings.cascade_queue_url),
+        (settings.deletion_queue_name, settings.deletion_queue_url),
+    ):
+        assert sqs.create_queue(QueueName=name)["QueueUrl"] == url
+    boto3.client("athena", region_name=REGION).create_work_group(
+        Name=settings.athena_workgroup,
+        Configuration={"ResultConfiguration": {"OutputLocation": settings.athena_output}},
+    )
+
+
+def _load_function(
+    logical_id: str, settings: Settings, athena: Any, activity: Activity
+) -> Function:
+    """Import ``app.py`` afresh, as a Lambda function's process does, and record every
+    call its clients make."""
+    sys.modules.pop("app", None)
+    module = importlib.import_module("app")
+    handler = function_names(module.app)[logical_id]
+    client = Client(module.app, stage_name=STAGE, project_dir=str(ROOT))
+    function = Function(logical_id, handler, module, client, activity)
+
+    def workgroup(execution_id: str) -> str:
+        execution = athena.get_query_execution(QueryExecutionId=execution_id)["QueryExecution"]
+        name: str = execution["WorkGroup"]
+        return name
+
+    recorder = Recorder(settings, workgroup, function.calls)
+    services = module.services
+    clients = services.client
+
+    def recorded_client(service_name: str) -> Any:
+        client = clients(service_name)
+        recorder.attach(client)
+        return _own(client)
+
+    services.client = functools.cache(recorded_client)
+    return function
+
+
+def _run_api(world: World) -> dict[str, str]:
+    """Every API code path; the ids the other functions' scenarios need."""
+    api = world.api
+    create = "mutation ($input: Create{0}Input!) {{ create{0}(input: $input) {{ id }} }}"
+    brand = api.data(create.format("Brand"), input={"name": "Acme"})["createBrand"]["id"]
+    users = [
+        api.data(create.format("User"), input={"name": name, "email": f"{name}@example.com"})[
+            "createUser"
+        ]["id"]
+        for name in ("ann", "bob")
+    ]
+    products = [
+        api.data(create.format("Product"), input={"name": name, "brandId": brand, "price": 2.5})[
+            "createProduct"
+        ]["id"]
+        for name in ("anvil", "axe")
+    ]
+    ann, bob = users
+    anvil, axe = products
+    read = "query ($id: ID!) { readUser(id: $id) { id name } }"
+    assert api.data(read, id=ann)["readUser"]["name"] == "ann"
+    assert api.data(read, id="nobody")["readUser"] is None
+    update = (
+        "mutation ($id: ID!, $input: UpdateUserInput!) "
+        "{ updateUser(id: $id, input: $input) { age } }"
+    )
+    assert api.data(update, id=ann, input={"age": 30})["updateUser"] == {"age": 30}
+    assert api.refused(update, id="nobody", input={"age": 1})
+    listing = "query ($t: String) { listUser(limit: 1, nextToken: $t) { items { id } nextToken } }"
+    first = api.data(listing, t=None)["listUser"]
+    assert api.data(listing, t=first["nextToken"])["listUser"]["items"]
+    # Join INSERTs: new, repeated (a no-op), refused (a missing entity).
+    assert api.data(ADD_FAVORITE, u=ann, p=anvil) == {"addFavorite": True}
+    assert api.data(ADD_FAVORITE, u=ann, p=anvil) == {"addFavorite": True}
+    assert api.refused(ADD_FAVORITE, u=ann, p="no-such-product")
+    for user, product in ((ann, axe), (bob, anvil), (bob, axe)):
+        assert api.data(ADD_FAVORITE, u=user, p=product) == {"addFavorite": True}
+    delete = "mutation ($id: ID!) { deleteUser(id: $id) { deleted } }"
+    assert api.data(delete, id=ann)["deleteUser"] == {"deleted": True}
+    assert api.data(delete, id=ann)["deleteUser"] == {"deleted": False}
+    return {"brand": brand, "ann": ann, "bob": bob, "anvil": anvil, "axe": axe}
+
+
+def _relation_id(user: str, product: str) -> str:
+    return keys.relation_id("user_favorite_products", [("user", user), ("product", product)])
+
+
+def _forget_row_item(world: World, relation_id: str) -> None:
+    """A relation whose row item is gone (a removal stopped half-way): its relation items
+    are then found through GSI1."""
+    key = {name: {"S": value} for name, value in keys.join_row_item_keys(relation_id).items()}
+    world.dynamodb.delete_item(TableName=world.settings.table_name, Key=key)
+
+
+def _run_tasks(world: World, ids: dict[str, str]) -> dict[str, str]:
+    """The API's task paths; the tasks the tracker then hears of."""
+    api = world.api
+    trigger = "mutation ($city: String!) { triggerTaskUsersByCity(city: $city) { taskId } }"
+    result = "query ($id: ID!) { taskResultUsersByCity(taskId: $id) { taskStatus result { id } } }"
+    hold = {"progression": "manual", "times": 1_000_000}
+    state_manager.set_transition(model_name="athena::execution", transition=hold)
+    try:
+        polled = api.data(trigger, city="Paris")["triggerTaskUsersByCity"]["taskId"]
+        running = api.data(result, id=polled)["taskResultUsersByCity"]
+        assert running["taskStatus"] == "RUNNING"
+        for_tracker = {
+            name: api.data(trigger, city=name)["triggerTaskUsersByCity"]["taskId"]
+            for name in ("succeeded", "failed")
+        }
+        by_brand = (
+            "mutation ($b: ID!) { triggerTaskRemoveFavoritesOfBrand(brandId: $b) { taskId } }"
+        )
+        for_tracker["deletion"] = api.data(by_brand, b=ids["brand"])[
+            "triggerTaskRemoveFavoritesOfBrand"
+        ]["taskId"]
+    finally:
+        state_manager.unset_transition("athena::execution")
+    done = api.data(result, id=polled)["taskResultUsersByCity"]
+    assert done == {"taskStatus": "SUCCEEDED", "result": []}
+    # A deletion task: its SELECT names one relation there and one whose row item is gone.
+    gone = _relation_id(ids["bob"], ids["axe"])
+    _forget_row_item(world, gone)
+    inject_athena_results(
+        ["s3key", "relationid"],
+        [["tables/user_favorite_products/x.parquet", _relation_id(ids["bob"], ids["anvil"])],
+         ["tables/user_favorite_products/y.parquet", gone]],
+    )  # fmt: skip
+    by_product = (
+        "mutation ($p: ID!) { triggerTaskRemoveFavoritesOfProduct(productId: $p) { taskId } }"
+    )
+    deletion = api.data(by_product, p=ids["anvil"])["triggerTaskRemoveFavoritesOfProduct"]
+    read_deletion = (
+        "query ($id: ID!) { taskResultRemoveFavoritesOfProduct(taskId: $id) { taskStatus } }"
+    )
+    queued = api.data(read_deletion, id=deletion["taskId"])["taskResultRemoveFavoritesOfProduct"]
+    assert queued == {"taskStatus": "RUNNING"}  # queued for the deletion listener
+    return for_tracker
+
+
+def _run_tracker(world: World, tasks: dict[str, str]) -> None:
+    tracker, workgroup = world.functions[TRACKER_FUNCTION], world.settings.athena_workgroup
+    assert tracker.invoke(state_change("running", tasks["succeeded"], workgroup)) is None
+    for name in ("succeeded", "failed"):
+        tracker.invoke(state_change(name, tasks[name], workgroup))
+    tracker.invoke(state_change("succeeded", tasks["deletion"], workgroup))  # queues it
+    stranger = world.athena.start_query_execution(QueryString="SELECT 1", WorkGroup=workgroup)[
+        "QueryExecutionId"
+    ]
+    with pytest.raises(TaskNotRecorded):  # Lambda retries the event
+        tracker.invoke(state_change("succeeded", stranger, workgroup))
+
+
+def _run_stream(world: World) -> int:
+    """Deliver the stream's new records to the stream function; how many."""
+    event = world.stream_event()
+    assert event["Records"]
+    response = world.functions[STREAM_FUNCTION].invoke(event)
+    assert response == {"batchItemFailures": []}
+    return len(event["Records"])
+
+
+def _run_listener(world: World, function: str, url: str, arn: str) -> None:
+    events = world.queue_events(url, arn)
+    assert events, f"nothing queued for {function}"
+    for event in events:
+        assert world.functions[function].invoke(event) == {"batchItemFailures": []}
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    with pytest.MonkeyPatch.context() as patch, mock_aws():
+        for name, value in {
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+            "OCG_MODE": "aws",
+            "OCG_PROJECT": "shop",
+            "OCG_STAGE": STAGE,
+            "OCG_ACCOUNT_ID": ACCOUNT,
+            "OCG_SCHEMA_FILE": str(ROOT / "schema.graphql"),
+        }.items():
+            patch.setenv(name, value)
+        settings = load_settings()
+        _provision(settings)
+        activity = Activity()
+        activity.watch(patch)
+        athena = _own(boto3.client("athena", region_name=REGION))
+        world = World(
+            settings,
+            activity,
+            {
+                function: _load_function(function, settings, athena, activity)
+                for function in FUNCTIONS
+            },
+            _own(boto3.client("dynamodb", region_name=REGION)),
+            _own(boto3.client("dynamodbstreams", region_name=REGION)),
+            _own(boto3.client("sqs", region_name=REGION)),
+            athena,
+        )
+        ids = _run_api(world)
+        # An entity's relation whose row item is gone: the cascade finds it through GSI1.
+        _forget_row_item(world, _relation_id(ids["ann"], ids["axe"]))
+        _run_stream(world)  # entity and join row inserts, an update, removals
+        _run_listener(
+            world, CASCADE_FUNCTION, settings.cascade_queue_url, settings.cascade_queue_arn
+        )
+        tasks = _run_tasks(world, ids)
+        _run_tracker(world, tasks)
+        _run_listener(
+            world, DELETION_FUNCTION, settings.deletion_queue_url, settings.deletion_queue_arn
+        )
+        _run_stream(world)  # the removed join rows
+        yield world
+    sys.modules.pop("app", None)
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_each_function_calls_exactly_what_its_role_grants(world: World, function: str) -> None:
+    assert problems(world.calls(function), FUNCTION_NEEDS[function]) == []
+
+
+def test_every_call_a_function_made_was_recorded(world: World) -> None:
+    assert all(world.calls(function) for function in FUNCTIONS)
+    assert world.activity.unrecorded == []
+
+
+def test_the_stream_function_wrote_and_removed_lake_objects_in_s3(world: World) -> None:
+    calls = {call.action for call in world.calls(STREAM_FUNCTION)}
+
+    assert {"s3:PutObject", "s3:DeleteObject", "sqs:SendMessage"} <= calls
+
+
+def test_task_grants_are_limited_to_task_items(world: World) -> None:
+    for function in (DELETION_FUNCTION, TRACKER_FUNCTION):
+        task_calls = [
+            call
+            for call in world.calls(function)
+            if call.action in ("dynamodb:GetItem", "dynamodb:UpdateItem")
+        ]
+        assert task_calls, function
+        assert all(key.startswith(TASK_KEYS) for call in task_calls for key in call.partition_keys)
+
+
+def _lambda_grants(world: World) -> dict[str, set[tuple[str, Target]]]:
+    """What Lambda does with each function's role, from the app's event sources and the
+    deployment's event-source settings."""
+    app, settings = world.api.module.app, world.settings
+    grants: dict[str, set[tuple[str, Target]]] = {
+        function: {(action, Target.LOG_GROUP) for action in LOG_NEED.actions}
+        for function in FUNCTIONS
+    }
+    queues = {
+        settings.cascade_queue_arn: Target.CASCADE_QUEUE,
+        settings.deletion_queue_arn: Target.DELETION_QUEUE,
+    }
+    for source in app.event_sources:
+        function = to_cfn_resource_name(source.name)
+        if isinstance(source, DynamoDBEventConfig):
+            reads = ("DescribeStream", "GetRecords", "GetShardIterator", "ListStreams")
+            grants[function] |= {(f"dynamodb:{action}", Target.STREAM) for action in reads}
+            if stream_settings("x")["DestinationConfig"]["OnFailure"]:
+                grants[function].add(("sqs:SendMessage", Target.STREAM_FAILURES))
+        elif isinstance(source, SQSEventConfig):
+            consume = ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes")
+            queue = queues[str(source.queue_arn)]
+            grants[function] |= {(f"sqs:{action}", queue) for action in consume}
+        elif (
+            isinstance(source, CloudWatchEventConfig)
+            and function == TRACKER_FUNCTION
+            and tracker_invoke_settings("x")["DestinationConfig"]["OnFailure"]
+        ):
+            grants[function].add(("sqs:SendMessage", Target.TRACKER_FAILURES))
+    return grants
+
+
+def test_lambdas_grants_follow_the_apps_event_sources(world: World) -> None:
+    declared = {
+        function: {
+            (action, target)
+            for need in (*needs, LOG_NEED)
+            if need.caller is Caller.LAMBDA
+            for action in need.actions
+            for target in need.targets
+        }
+        for function, needs in FUNCTION_NEEDS.items()
+    }
+
+    assert declared == _lambda_grants(world)
+
+
+def test_every_grant_on_a_functions_behalf_is_documented() -> None:
+    for needs in FUNCTION_NEEDS.values():
+        for need in (*needs, LOG_NEED):
+            if need.caller is not Caller.CODE:
+                assert need.source.startswith("https://docs.aws.amazon.com/") or (
+                    need.source.startswith("https://repost.aws/knowledge-center/")
+                ), need
+                assert need.because_of and need.why, need
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_each_role_grants_exactly_its_needs(world: World, function: str) -> None:
+    settings, handler = world.settings, world.functions[function].handler
+    role = function_role(settings, handler, function_policies(settings)[function])
+
+    granted = role_grants(role)
+    assert len(granted) == len(set(granted)), "a grant is repeated"
+    assert set(granted) == set(
+        need_grants(settings, (*FUNCTION_NEEDS[function], LOG_NEED), handler)
+    )
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_each_role_writes_only_to_its_own_log_group(world: World, function: str) -> None:
+    settings, handler = world.settings, world.functions[function].handler
+    role = function_role(settings, handler, function_policies(settings)[function])
+
+    logs = [grant for grant in role_grants(role) if grant[0].startswith("logs:")]
+    group = f"log-group:{log_group_name(settings, handler)}:*"
+    assert sorted(action for action, _, _ in logs) == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    assert all(json.loads(resource)["Fn::Sub"].endswith(group) for _, resource, _ in logs)
+    assert group == f"log-group:/aws/lambda/ocg-shop-dev-{handler}:*"
+
+
+def test_both_deployment_paths_deploy_the_rendered_roles(world: World) -> None:
+    from deploy.merge import merge_template
+    from deploy.stack import stack_template
+
+    settings, app = world.settings, world.api.module.app
+    model = load_schema(settings.schema_file)
+    functions = function_names(app)
+    options = StageOptions()
+    expected = {
+        f"{function}Role": function_role(settings, functions[function], statements)
+        for function, statements in function_policies(settings).items()
+    }
+    layer = "arn:aws:lambda:us-east-1:111111111111:layer:pyarrow:7"
+    merged = merge_template(app, settings, model, options, stream_layer=layer)["Resources"]
+    stacked = stack_template(settings, model, options, functions)["Resources"]
+
+    for resources in (merged, stacked):
+        roles = {k: v for k, v in resources.items() if v.get("Type") == "AWS::IAM::Role"}
+        assert {k: roles[k] for k in expected} == expected
+
+
+# The comparison reports what it should: by construction, each kind of drift.
+
+
+def _without(needs: tuple[Need, ...], action: str) -> tuple[Need, ...]:
+    kept = (replace(n, actions=tuple(a for a in n.actions if a != action)) for n in needs)
+    return tuple(need for need in kept if need.actions)
+
+
+def test_an_unused_grant_is_reported(world: World) -> None:
+    extra = Need(("dynamodb:BatchGetItem",), (Target.TABLE,), "not used")
+
+    found = problems(world.calls(API_FUNCTION), (*FUNCTION_NEEDS[API_FUNCTION], extra))
+
+    assert found == ["is granted dynamodb:BatchGetItem on the table, which its code never calls"]
+
+
+def test_a_call_not_granted_is_reported(world: World) -> None:
+    needs = _without(FUNCTION_NEEDS[API_FUNCTION], "dynamodb:DeleteItem")
+
+    found = problems(world.calls(API_FUNCTION), needs)
+
+    assert found == ["calls dynamodb:DeleteItem on the table, which its role does not grant"]
+
+
+def test_a_grant_on_another_resource_is_reported(world: World) -> None:
+    needs = tuple(
+        replace(need, targets=(Target.GSI2,)) if need.targets == (Target.GSI1,) else need
+        for need in FUNCTION_NEEDS[CASCADE_FUNCTION]
+    )
+
+    assert problems(world.calls(CASCADE_FUNCTION), needs) == [
+        "calls dynamodb:Query on index GSI1, which its role does not grant",
+        "is granted dynamodb:Query on index GSI2, which its code never calls",
+    ]
+
+
+def test_a_task_grant_without_its_leading_keys_is_reported(world: World) -> None:
+    needs = tuple(replace(need, key_prefix=None) for need in FUNCTION_NEEDS[TRACKER_FUNCTION])
+
+    assert problems(world.calls(TRACKER_FUNCTION), needs) == [
+        "calls dynamodb:GetItem on task items only: grant it with dynamodb:LeadingKeys task#*",
+        "calls dynamodb:UpdateItem on task items only: grant it with dynamodb:LeadingKeys task#*",
+    ]
+
+
+def test_calls_outside_the_leading_keys_are_reported(world: World) -> None:
+    needs = tuple(
+        replace(need, key_prefix=TASK_KEYS) if need.targets == (Target.TABLE,) else need
+        for need in FUNCTION_NEEDS[CASCADE_FUNCTION]
+    )
+
+    found = problems(world.calls(CASCADE_FUNCTION), needs)
+
+    assert len(found) == 3  # Query, BatchGetItem, BatchWriteItem
+    assert all("outside its dynamodb:LeadingKeys ['task#*']" in problem for problem in found)
+
+
+def test_a_grant_for_athena_without_the_call_it_serves_is_reported(world: World) -> None:
+    on_behalf = next(n for n in FUNCTION_NEEDS[DELETION_FUNCTION] if n.caller is Caller.ATHENA)
+
+    found = problems(world.calls(TRACKER_FUNCTION), (*FUNCTION_NEEDS[TRACKER_FUNCTION], on_behalf))
+
+    assert found == [
+        "is granted s3:GetObject for Athena on behalf of athena:GetQueryResults, "
+        "which its code never calls"
+    ]
+
+
+def test_an_extra_statement_in_a_role_is_noticed(world: World) -> None:
+    settings = world.settings
+    statements = function_policies(settings)[CASCADE_FUNCTION]
+    extra = {"Effect": "Allow", "Action": ["dynamodb:GetItem"], "Resource": ["*"]}
+    role = function_role(settings, "on_cascade_message", [*statements, extra])
+
+    needs = (*FUNCTION_NEEDS[CASCADE_FUNCTION], LOG_NEED)
+    granted = set(need_grants(settings, needs, "on_cascade_message"))
+    assert set(role_grants(role)) - granted == {("dynamodb:GetItem", '"*"', "null")}
+
+
+def test_a_transaction_is_authorised_item_by_item(world: World) -> None:
+    table = world.settings.table_name
+    item = {"PK": {"S": "joinTableData#r"}, "SK": {"S": "joinTableData#r"}}
+    entity = {"PK": {"S": "user#u"}, "SK": {"S": "user#u"}}
+    params = {
+        "TransactItems": [
+            {"Put": {"TableName": table, "Item": item}},
+            {"ConditionCheck": {"TableName": table, "Key": entity, "ConditionExpression": "x"}},
+            {"Delete": {"TableName": "other", "Key": entity}},
+        ]
+    }
+
+    assert iam_calls(world.settings, "dynamodb", "TransactWriteItems", params) == [
+        Call("dynamodb:PutItem", Target.TABLE, ("joinTableData#r",)),
+        Call("dynamodb:ConditionCheckItem", Target.TABLE, ("user#u",)),
+        Call("dynamodb:DeleteItem", "table other", ("user#u",)),
+    ]
+
+
+def test_objects_outside_their_prefix_match_no_grant(world: World) -> None:
+    settings = world.settings
+
+    def target(bucket: str, key: str) -> Any:
+        (call,) = iam_calls(settings, "s3", "GetObject", {"Bucket": bucket, "Key": key})
+        return call.target
+
+    assert target(settings.lake_bucket, "tables/user/x.parquet") is Target.LAKE_OBJECTS
+    assert (
+        target(settings.lake_bucket, "other/x.parquet")
+        == f"s3://{settings.lake_bucket}/other/x.parquet"
+    )
+    assert target(settings.athena_results_bucket, "results/x.csv") is Target.RESULTS_OBJECTS
+    assert target(settings.athena_results_bucket, "deploy/x.zip") != Target.RESULTS_OBJECTS
+
+
+def test_a_call_through_a_client_services_did_not_make_is_noticed(world: World) -> None:
+    stray = boto3.client("sqs", region_name=REGION)
+
+    with world.activity.running(CASCADE_FUNCTION):
+        stray.list_queues()
+
+    assert world.activity.unrecorded.pop() == f"{CASCADE_FUNCTION}: sqs.ListQueues"
+    assert world.activity.unrecorded == []
+
+
+def test_results_are_granted_under_the_output_location_the_stage_sets(world: World) -> None:
+    elsewhere = replace(world.settings, athena_output="s3://shared-results/ocg/shop")
+    own_bucket = replace(
+        world.settings, athena_output=f"s3://{world.settings.athena_results_bucket}/q/"
+    )
+
+    assert target_resources(elsewhere, Target.RESULTS_OBJECTS) == [
+        {"Fn::Sub": "arn:${AWS::Partition}:s3:::shared-results/ocg/shop/*"}
+    ]
+    assert target_resources(elsewhere, Target.RESULTS_BUCKET) == [
+        {"Fn::Sub": "arn:${AWS::Partition}:s3:::shared-results"}
+    ]
+    assert target_resources(own_bucket, Target.RESULTS_OBJECTS) == [
+        {"Fn::Sub": "${AthenaResultsBucket.Arn}/q/*"}
+    ]
+    assert target_resources(own_bucket, Target.RESULTS_BUCKET) == [
+        {"Fn::GetAtt": ["AthenaResultsBucket", "Arn"]}
+    ]
+    with pytest.raises(ValueError, match="must be s3://<bucket>/<prefix>/"):
+        target_resources(replace(world.settings, athena_output="s3://bucket-only/"), Target.TABLE)
