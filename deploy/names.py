@@ -9,6 +9,7 @@ finds each of them before anything is created and says which setting to change.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -22,6 +23,8 @@ from chalicelib.settings import Settings
 # and the functions would send to another account's queues.
 PLACEHOLDER_ACCOUNT_ID = "123456789012"
 
+# What a Lambda function name may hold, so what the stage in it may.
+STAGE_NAME_RULE = re.compile(r"[A-Za-z0-9_-]+")
 # Chalice's name for the function behind the API, and its logical id in a template.
 API_HANDLER_NAME = "api_handler"
 API_FUNCTION = "APIHandler"
@@ -84,11 +87,8 @@ def _named(settings: Settings, handlers: Iterable[str]) -> list[tuple[str, _Limi
         (stage_resource_name(settings), _Limit("stack name", 128, project_or_stage)),
     ]
     for queue, setting in (
-        (settings.cascade_queue_name, "OCG_CASCADE_QUEUE"),
-        (settings.deletion_queue_name, "OCG_DELETION_QUEUE"),
-    ):
-        names.append((dead_letter_queue_name(queue), _Limit("SQS queue name", 80, setting)))
-    for queue, setting in (
+        (dead_letter_queue_name(settings.cascade_queue_name), "OCG_CASCADE_QUEUE"),
+        (dead_letter_queue_name(settings.deletion_queue_name), "OCG_DELETION_QUEUE"),
         (settings.stream_failures_queue_name, "OCG_STREAM_FAILURES_QUEUE"),
         (settings.tracker_failures_queue_name, "OCG_TRACKER_FAILURES_QUEUE"),
     ):
@@ -122,4 +122,9 @@ def name_problems(settings: Settings, stage: str, handlers: Iterable[str]) -> li
                 f"the {limit.what} {name!r} is {len(name)} characters, over AWS's "
                 f"{limit.maximum}: use {limit.setting}"
             )
+    if not STAGE_NAME_RULE.fullmatch(stage):
+        problems.append(
+            f"the stage name {stage!r} must be letters, digits, hyphens and underscores "
+            "(it is part of every function name)"
+        )
     return problems

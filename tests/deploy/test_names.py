@@ -62,6 +62,12 @@ def test_an_overridden_bucket_name_over_s3s_limit_names_its_variable() -> None:
     assert "S3 bucket name" in problem and "use OCG_LAKE_BUCKET or OCG_PROJECT" in problem
 
 
+def test_a_stage_name_lambda_would_refuse_in_a_function_name_is_refused() -> None:
+    (problem,) = name_problems(settings(OCG_STAGE="v1.2"), "v1.2", FUNCTIONS)
+
+    assert problem.startswith("the stage name 'v1.2' must be letters, digits, hyphens")
+
+
 def test_the_example_account_and_a_stage_named_otherwise_are_refused() -> None:
     example = settings(OCG_ACCOUNT_ID="123456789012", OCG_STAGE="dev")
 
