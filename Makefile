@@ -6,7 +6,7 @@ PORT   ?= 8000
 
 SCAN   := .venv-scan
 
-.PHONY: install run test lint types check bench deploy package scan teardown clean
+.PHONY: install run reset load test lint types check bench deploy package scan teardown clean
 
 install: $(VENV)/.installed
 
@@ -17,9 +17,20 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-layer.txt
 	touch $@
 
 ## Run the app on the embedded local default (moto + DuckDB) with the GraphQL explorer.
-## No auto-reload: a restart would empty the in-memory AWS, and lake writes would trigger it.
+## Its data is kept in .local/ across restarts. No auto-reload: every lake write would
+## restart the server.
 run: install
 	$(BIN)/chalice local --stage local --port $(PORT) --no-autoreload
+
+## Load JSON Lines into the running `make run` through its API (docs/local.md): FILE=data.jsonl
+load: install
+	$(BIN)/python -m chalicelib.local.load $(FILE) --url http://127.0.0.1:$(PORT)/graphql
+
+## Start over: forget the local default's table, queues, tasks and lake (.local/).
+reset:
+	@if [ -f .local/.lock ] && ! flock -n .local/.lock true; then \
+		echo "make run is using .local/: stop it first"; exit 1; fi
+	rm -rf .local
 
 ## The test suite (what CI runs).
 test: install

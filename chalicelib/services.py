@@ -15,6 +15,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from functools import cache, cached_property
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -152,6 +153,44 @@ class Services:
             from chalicelib.local import start_local_runtime
 
             self.local_runtime = start_local_runtime(app, self.settings)
+            self._end_interrupted_tasks()
+
+    def _end_interrupted_tasks(self) -> None:
+        """A query the local engine ran when an earlier process died died with it: its
+        task (kept on disk) is failed with a reason, through the tracker, as a failed
+        Athena query would be. A deletion task whose rows are being deleted is not: its
+        message is kept and the deletion listener finishes it."""
+        from chalicelib.tasks.service import DeletionStep, TaskStatus
+
+        assert self.local_runtime is not None
+        for task_id in self.local_runtime.aws.task_ids():
+            task = self.tasks.read(task_id)
+            if (
+                task is None
+                or task.status is not TaskStatus.RUNNING
+                or task.deletion_step is DeletionStep.QUEUED
+            ):
+                continue
+            self._local_athena.abandon(
+                task.task_id,
+                datetime.fromisoformat(task.start_date),
+                "the local query engine stopped while this query ran (the app was "
+                "restarted); trigger the task again",
+            )
+
+    def close(self) -> None:
+        """Stop what these services started: local event delivery, and the local query
+        engine's thread and DuckDB database. A server or a Lambda process never needs
+        this (it ends with the process); whatever boots the app again and again in one
+        process (the tests) does, or every boot stays in memory. Idempotent."""
+        if self.local_runtime is not None:
+            self.local_runtime.stop()
+        # Only engines already created (a cached_property is in __dict__ once computed);
+        # both names may hold the same one, and closing it twice is harmless.
+        for name in ("query_engine", "_local_athena"):
+            close = getattr(self.__dict__.get(name), "close", None)
+            if close is not None:
+                close()
 
     def _publish_local_event(self, event: dict[str, Any]) -> None:
         if self.local_runtime is None:
@@ -222,14 +261,16 @@ def _claim_local_dir(settings: Settings) -> None:
     _claimed_local_dirs[local_dir] = lock
 
 
-def _provision_lake(aws: EmbeddedAWS, model: SchemaModel) -> None:
-    """Describe the lake in Glue and empty its local directory: the emulated table starts
-    empty, and the lake must mirror it, not a previous run."""
+def _provision_lake(aws: EmbeddedAWS, model: SchemaModel, *, empty: bool = False) -> None:
+    """Describe the lake in Glue; with ``empty`` (a reset of the emulated AWS) also empty
+    its local directory, so it mirrors the emptied table. A start never empties it: the
+    table is kept on disk too (``chalicelib.local.persistence``), and the lake mirrors it."""
     from chalicelib.lake.catalog import ensure_catalog
 
     settings = aws.settings
     ensure_catalog(aws.client("glue"), settings.glue_database, model, settings.lake_bucket)
-    shutil.rmtree(settings.local_lake_dir / LAKE_PREFIX, ignore_errors=True)
+    if empty:
+        shutil.rmtree(settings.local_lake_dir / LAKE_PREFIX, ignore_errors=True)
 
 
 def _warn_if_reloading_would_wipe_state(settings: Settings) -> None:
@@ -238,7 +279,7 @@ def _warn_if_reloading_would_wipe_state(settings: Settings) -> None:
     if os.environ.get("CHALICE_WORKER") and settings.local_dir.is_relative_to(PROJECT_ROOT):
         logger.warning(
             "chalice local is auto-reloading and the local lake (%s) is inside the project: "
-            "every lake write restarts the server and wipes the emulated AWS. "
+            "every lake write restarts the server. "
             "Run `make run` (chalice local --no-autoreload) or set OCG_LOCAL_DIR elsewhere.",
             settings.local_dir,
         )
@@ -264,12 +305,21 @@ def boot() -> Services:
         raise SystemExit(f"cannot read the schema: {error}") from None
     if settings.is_local:
         from chalicelib.local import start_embedded_aws
+        from chalicelib.local.server import LocalServerError, widen_listen_backlog
 
         _warn_if_reloading_would_wipe_state(settings)
+        try:
+            # Before `chalice local` builds its server, which happens after this import.
+            widen_listen_backlog()
+        except LocalServerError as error:
+            raise SystemExit(str(error)) from None
         _claim_local_dir(settings)
         aws = start_embedded_aws(settings)
         _provision_lake(aws, model)
-        aws.add_reset_hook(lambda reset: _provision_lake(reset, model))
+        applied = aws.keep_state()
+        if applied:
+            logger.info("local state restored: %d write(s) applied again from the journal", applied)
+        aws.add_reset_hook(lambda reset: _provision_lake(reset, model, empty=True))
         return Services(settings, model, aws.client)
     services = Services(settings, model, _aws_clients(settings))
     _spare_the_collector_what_lives_forever()

@@ -2,7 +2,9 @@
 
 Every test gets a fresh import of ``app`` (so ``OCG_SCHEMA_FILE`` can point at its own
 schema) and a fresh emulated AWS, stopped afterwards so that tests using their own
-``mock_aws()`` never share its state.
+``mock_aws()`` never share its state. Each app's services are closed too (event thread,
+local query engine and its DuckDB): an app left running stays in memory for the rest of
+the suite (``python -m bench.suite_memory`` measures the suite's peak).
 """
 
 from __future__ import annotations
@@ -96,8 +98,7 @@ def load_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callab
 
     yield load
     for app in loaded:
-        if app.services.local_runtime is not None:
-            app.services.local_runtime.stop()
+        app.services.close()
     sys.modules.pop("app", None)
     stop_embedded_aws()
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from chalicelib.services import LAMBDA_FUNCTION_VARIABLE
+from chalicelib.tasks.engine import EngineError
 from tests.conftest import ROOT, LoadedApp
 
 AWS_ENV = {
@@ -94,6 +96,24 @@ def test_app_declares_every_handler_of_the_system(shop: LoadedApp) -> None:
     assert sources["on_athena_state_change"].event_pattern["detail"] == {
         "workgroupName": [settings.athena_workgroup]
     }
+
+
+def test_closing_the_services_stops_what_they_started(shop: LoadedApp) -> None:
+    """What boots the app again and again in one process (the tests) must be able to
+    free each boot: event delivery, the local query engine's thread and its DuckDB."""
+    services = shop.services
+    services.query_engine.preload()
+    services.query_engine.wait_until_idle()
+    names = ("ocg-local-events", "ocg-local-athena")
+    started = [thread for thread in threading.enumerate() if thread.name in names]
+    assert sorted(thread.name for thread in started) == sorted(names)
+
+    services.close()
+    services.close()  # idempotent
+
+    assert not [thread.name for thread in started if thread.is_alive()]
+    with pytest.raises(EngineError, match="closed"):
+        services.query_engine.preload()
 
 
 @pytest.mark.parametrize(("on_lambda", "frozen"), [(True, True), (False, False)])

@@ -166,6 +166,9 @@ class _Worker:
                 job()
             except Exception:  # a job reports its own failures; this is a last resort
                 logger.exception("local Athena job failed")
+            # Waiting for the next job, the thread must not keep this one (and the
+            # engine, the app and all they hold) alive.
+            del job
 
 
 class LocalAthena:
@@ -258,6 +261,16 @@ class LocalAthena:
                 self._idle.notify_all()
             raise
         return execution_id
+
+    def abandon(self, execution_id: str, submitted: datetime, reason: str) -> None:
+        """Fail a query an earlier process started and did not finish (it died): the
+        execution is recorded FAILED with ``reason`` and announced, as Athena announces a
+        failed query, so the tracker ends its task like any other failure."""
+        with self._lock:
+            if execution_id in self._executions:
+                return
+            self._executions[execution_id] = _Execution(execution_id, "", submitted)
+        self._transition(execution_id, QueryState.FAILED, reason=reason)
 
     def execution(self, execution_id: str) -> QueryExecution:
         with self._lock:

@@ -9,6 +9,7 @@ it, and a Lambda bundle, which holds ``chalicelib/`` but no moto, can still impo
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import threading
@@ -19,6 +20,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from chalicelib import keys
+from chalicelib.local.persistence import DYNAMODB_WRITES, DurableState
 from chalicelib.queues import dead_letter_queue_name, sqs_attributes
 from chalicelib.settings import Settings
 from chalicelib.table import TTL_ATTRIBUTE, table_definition
@@ -49,18 +52,24 @@ class _Emulator:
     generation: int = 0
     running: bool = True
     instances: dict[tuple[str, ...], EmbeddedAWS] = field(default_factory=dict)
+    # Where the emulated state is kept on disk, once one app asked for it.
+    durable: DurableState | None = None
 
 
 _emulator: _Emulator | None = None
 # One lock for starting, stopping, resetting and delivering: with a single lock no
 # thread can hold one while waiting for another (a handler may well call start).
 _lock = threading.RLock()
-# moto runs a DynamoDB transaction on a deep copy of the table and, if the transaction
-# fails, puts that copy back: whatever another thread wrote meanwhile (a cascade, a task
-# update) would be lost, and a stream read in between would deliver records of writes
-# that never happened. DynamoDB and its stream are therefore emulated one request at a
-# time; real DynamoDB needs no such thing.
+# A failed DynamoDB transaction puts back the items it touched as they were before it
+# (chalicelib.local.dynamodb): whatever another thread wrote meanwhile would be lost, a
+# stream read in between would deliver records of writes that never happened, and the
+# sorted partitions that serve queries are not safe to change from two threads.
+# DynamoDB and its stream are therefore emulated one request at a time; real DynamoDB
+# needs no such thing.
 _dynamodb_lock = threading.Lock()
+# SQS requests one at a time too, so the durable state saves the queues as one request
+# left them.
+_sqs_lock = threading.Lock()
 
 
 def _resource_key(settings: Settings) -> tuple[str, ...]:
@@ -79,22 +88,47 @@ def _resource_key(settings: Settings) -> tuple[str, ...]:
     )
 
 
-def _emulate_dynamodb_one_request_at_a_time() -> None:
+def _emulate_one_request_at_a_time() -> None:
     """Answer DynamoDB and DynamoDB Streams requests under ``_dynamodb_lock`` (see
-    there); done once per process, on moto's request handlers, which every in-process
-    client goes through. Streams too: a stream read in the middle of a transaction
-    would see records of writes the transaction's failure then takes back."""
+    there), and SQS requests under ``_sqs_lock``; done once per process, on moto's
+    request handlers, which every in-process client goes through. Streams too: a stream
+    read in the middle of a transaction would see records of writes the transaction's
+    failure then takes back. After each request, still under its lock, the durable
+    state records what it changed (``chalicelib.local.persistence``), so what is on disk
+    follows the order the emulator applied them in."""
     from moto.dynamodb.responses import DynamoHandler
     from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+    from moto.sqs.responses import SQSResponse
 
-    for handler in (DynamoHandler, DynamoDBStreamsHandler):
+    def dynamodb_done(action: str, body: Any, status: int) -> None:
+        if _emulator is not None and _emulator.durable is not None:
+            _emulator.durable.dynamodb_request(action, body, status)
+
+    def sqs_done(action: str, body: Any, status: int) -> None:
+        if _emulator is not None and _emulator.durable is not None:
+            _emulator.durable.sqs_request(action, status)
+
+    for handler, lock, done in (
+        (DynamoHandler, _dynamodb_lock, dynamodb_done),
+        (DynamoDBStreamsHandler, _dynamodb_lock, None),
+        (SQSResponse, _sqs_lock, sqs_done),
+    ):
         call_action = handler.call_action
         if getattr(call_action, "one_at_a_time", False):
             continue
 
-        def one_at_a_time(self: Any, call_action: Any = call_action) -> Any:
-            with _dynamodb_lock:
-                return call_action(self)
+        def one_at_a_time(
+            self: Any, call_action: Any = call_action, lock: Any = lock, done: Any = done
+        ) -> Any:
+            with lock:
+                if done is None:
+                    return call_action(self)
+                # A write as it came, before moto's handling can change it.
+                action = self._get_action()
+                body = copy.deepcopy(self.body) if action in DYNAMODB_WRITES else None
+                response = call_action(self)
+                done(action, body, int(response[0]))
+                return response
 
         one_at_a_time.one_at_a_time = True  # type: ignore[attr-defined]
         setattr(handler, "call_action", one_at_a_time)  # noqa: B010 (a method, replaced)
@@ -123,9 +157,13 @@ def start_embedded_aws(settings: Settings) -> EmbeddedAWS:
             logging.getLogger("botocore.credentials").setLevel(logging.WARNING)
             from moto import mock_aws
 
+            from chalicelib.local.dynamodb import install as bound_dynamodb_costs
+
+            # Refuses, before anything is emulated, a moto it was not verified against.
+            bound_dynamodb_costs()
             mock = mock_aws()
             mock.start()
-            _emulate_dynamodb_one_request_at_a_time()
+            _emulate_one_request_at_a_time()
             _emulator = _Emulator(mock=mock, environ_set=environ_set)
         key = _resource_key(settings)
         instance = _emulator.instances.get(key)
@@ -149,6 +187,8 @@ def stop_embedded_aws() -> None:
         if _emulator is None:
             return
         _emulator.running = False
+        if _emulator.durable is not None:
+            _emulator.durable.close()
         _emulator.mock.stop()
         for name in _emulator.environ_set:
             os.environ.pop(name, None)
@@ -201,6 +241,53 @@ class EmbeddedAWS:
                 f"{request.url} to real AWS"
             )
 
+    def keep_state(self) -> int:
+        """Keep the emulated state in the local directory from now on, after putting back
+        what an earlier process kept there; how many journaled writes were applied again.
+
+        One directory per process: the first app to ask keeps the state."""
+        with self.lock:
+            if self._emulator.durable is not None:
+                return 0
+            durable = DurableState(
+                self.settings.local_dir, self.settings.account_id, self.settings.region
+            )
+            # At start-up, before any request or delivery: nothing runs beside it.
+            applied = durable.restore(self.client("dynamodb"))
+            self._emulator.durable = durable
+            return applied
+
+    def task_ids(self) -> list[str]:
+        """The ids of the task items in the table, read from the emulator's memory: a
+        Scan of a large table would cost seconds of a start."""
+        from moto.dynamodb.models import dynamodb_backends
+
+        prefix = f"{keys.TASK_PREFIX}#"
+        table = dynamodb_backends[self.settings.account_id][self.settings.region].get_table(
+            self.settings.table_name
+        )
+        with _dynamodb_lock:
+            partitions = [str(key.value) for key in table.items]
+        return [key[len(prefix) :] for key in partitions if key.startswith(prefix)]
+
+    @property
+    def journal_position(self) -> int | None:
+        """The last journaled write, when the state is kept."""
+        durable = self._emulator.durable
+        return None if durable is None else durable.journal.position
+
+    def snapshot_if_due(self, delivered_up_to: int) -> None:
+        """Fold the journal into a snapshot when it is long enough and no write came
+        after ``delivered_up_to``, the journal position up to which the caller delivered
+        every stream record (a snapshot must hold no write whose record is undelivered:
+        a restart does not make its record again)."""
+        durable = self._emulator.durable
+        if durable is None or not durable.snapshot_due():
+            return
+        with _dynamodb_lock:
+            if durable.journal.position == delivered_up_to:
+                durable.snapshot()
+
     def add_reset_hook(self, hook: ResetHook) -> Callable[[], None]:
         """Run ``hook(self)`` after each reset, for resources created by other modules
         (Glue tables, the local lake directory) that a reset wipes too.
@@ -219,6 +306,8 @@ class EmbeddedAWS:
 
         with self.lock:
             moto_api_backend.reset()
+            if self._emulator.durable is not None:
+                self._emulator.durable.clear()
             self._emulator.generation += 1
             instances = list(self._emulator.instances.values())
             for instance in instances:

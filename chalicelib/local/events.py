@@ -329,12 +329,16 @@ class LocalEventRuntime:
             self._events.extend(current)
 
     def _pass(self, *, report: bool) -> _PassResult:
+        written_before = self._aws.journal_position
         result = _PassResult()
         for stream in self._streams:
             self._pump_stream(stream, result)
         for queue in self._queues:
             self._pump_queue(queue, result, report=report)
         self._pump_events(result)
+        if written_before is not None and not result.delivered and not result.pending:
+            # Every write up to written_before has had its stream record delivered.
+            self._aws.snapshot_if_due(written_before)
         return result
 
     def _context(self, name: str) -> LambdaContext:

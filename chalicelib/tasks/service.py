@@ -177,6 +177,10 @@ class TaskService:
         )
         return task
 
+    def read(self, task_id: str) -> Task | None:
+        """The task as recorded, or None."""
+        return self._read(task_id)
+
     def task(self, task_id: str, field_name: str) -> Task:
         """The task as it stands now, asking the engine while it waits for its query,
         so a lost state-change event never strands it."""
@@ -417,8 +421,9 @@ class TaskService:
             TableName=self._table, Key=self._key(task_id), ConsistentRead=True
         )
         item = response.get("Item")
-        if item is None:
-            return None
+        return None if item is None else self._task(item)
+
+    def _task(self, item: Mapping[str, Any]) -> Task:
         plain = {name: self._deserializer.deserialize(value) for name, value in item.items()}
         step = plain.get(DELETION_STEP)
         count = plain.get(DELETED_COUNT)

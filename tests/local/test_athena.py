@@ -8,7 +8,10 @@ import math
 import re
 import subprocess
 import sys
+import threading
+import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -727,3 +730,27 @@ def test_changes_outside_the_lake_or_its_tables_are_ignored(engine: LocalAthena)
     engine.wait_until_idle()
 
     assert engine.files_read == 0
+
+
+def test_an_idle_worker_keeps_no_finished_job_alive() -> None:
+    """A job holds the engine, and the engine the services of the app that made it: a
+    worker waiting for its next job with the last one in hand kept whole apps alive."""
+    worker = athena._Worker()
+    ran = threading.Event()
+
+    class Job:
+        def __call__(self) -> None:
+            ran.set()
+
+    job = Job()
+    finished = weakref.ref(job)
+    worker.submit(job)
+    del job
+    try:
+        assert ran.wait(10)
+        deadline = time.monotonic() + 10
+        while finished() is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert finished() is None
+    finally:
+        worker.stop(10)
