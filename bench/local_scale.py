@@ -15,6 +15,9 @@ is sent once what the previous one set off is delivered):
     TransactWriteItems), listUser(limit: 20) first page, and a page in the middle of the
     list (reached by paging there, 100 at a time).
 
+Then a `chalice local` is started on the state the run kept (folded into a snapshot) and
+timed until it answers: the restart.
+
 Printed: the median of each (after warm-ups), the process's RSS after the measured
 requests and after 900 more that store nothing new (a join INSERT already done, a read,
 a list page), the ratio of the largest size to the smallest, and the targets: each
@@ -33,6 +36,8 @@ import argparse
 import http.client
 import json
 import os
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -52,6 +57,7 @@ GROWTH_REQUESTS = 900
 TARGET_RATIO = 1.5
 TARGET_MS = 30.0
 TARGET_RSS_MB = 1024
+TARGET_RESTART_S = 10.0
 OPERATIONS = (
     "createUser",
     "updateUser",
@@ -258,7 +264,38 @@ def _measure(users: int, requests: int, growth: int, moto_as_is: bool) -> dict[s
         calls["listUser middle page"](number)
     events.wait_until_idle()
     result["rss_after_mb"] = _rss_mb()
+    # What a restart finds: everything in a snapshot (the stream is delivered).
+    runtime.aws.snapshot()
+    result["local_dir"] = local_dir
     return result
+
+
+def _restart_seconds(local_dir: str) -> float:
+    """From `chalice local` started on the kept state to its first answer."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environment = {**os.environ, "OCG_LOCAL_DIR": local_dir}
+    for name in ("OCG_MODE", "OCG_PROJECT"):
+        environment.pop(name, None)
+    command = [str(Path(sys.executable).with_name("chalice")), "local", "--stage", "local"]
+    command += ["--port", str(port), "--no-autoreload"]
+    started = time.perf_counter()
+    server = subprocess.Popen(
+        command, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        while True:
+            try:
+                _Api(port)("{ __typename }")
+                return time.perf_counter() - started
+            except OSError:
+                if server.poll() is not None or time.perf_counter() - started > 300:
+                    raise
+                time.sleep(0.05)
+    finally:
+        server.kill()
+        server.wait()
 
 
 # -- the table ------------------------------------------------------------------------
@@ -283,6 +320,7 @@ def _print_table(results: list[dict[str, Any]], growth: int, moto_as_is: bool) -
         ("RSS after requests (MB)", "rss_mb", f"< {TARGET_RSS_MB}"),
         (f"RSS after {growth} more (MB)", "rss_after_mb", "no growth"),
         ("first request, a list (ms)", "first_list_ms", "once"),
+        ("restart: serving again (s)", "restart_s", f"<= {TARGET_RESTART_S}"),
         ("set-up: load (s)", "load_s", ""),
     )
     for label, key, target in rows:
@@ -321,7 +359,10 @@ def main() -> int:
             if run.returncode != 0:
                 print(log.read_text()[-5000:])
                 return 1
-            results.append(json.loads(out.read_text()))
+            result = json.loads(out.read_text())
+            result["restart_s"] = _restart_seconds(result["local_dir"])
+            shutil.rmtree(result["local_dir"], ignore_errors=True)
+            results.append(result)
     _print_table(results, arguments.growth, arguments.moto_as_is)
     return 0
 

@@ -276,6 +276,14 @@ class EmbeddedAWS:
         durable = self._emulator.durable
         return None if durable is None else durable.journal.position
 
+    def snapshot(self) -> None:
+        """Fold the journal into a snapshot now; the caller has seen every stream record
+        delivered (a bulk set-up, a benchmark)."""
+        durable = self._emulator.durable
+        if durable is not None:
+            with _dynamodb_lock:
+                durable.snapshot()
+
     def snapshot_if_due(self, delivered_up_to: int) -> None:
         """Fold the journal into a snapshot when it is long enough and no write came
         after ``delivered_up_to``, the journal position up to which the caller delivered

@@ -88,6 +88,7 @@ from moto.core.model_instances import model_data, reset_model_data
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
+    ItemSizeTooLarge,
     MockValidationException,
     MultipleTransactionsException,
     ResourceNotFoundException,
@@ -98,6 +99,7 @@ from moto.dynamodb.exceptions import (
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.models.table import RESULT_SIZE_LIMIT, StreamShard, Table
+from moto.dynamodb.models.utilities import bytesize
 from moto.dynamodbstreams.models import ShardIterator
 
 from chalicelib.local.aws import EmbeddedAWSError
@@ -108,6 +110,9 @@ MOTO_VERSION = "5.2.5"
 # The moto functions this module replaces, wraps or mirrors, with the SHA-256 of their
 # source in MOTO_VERSION: if one differs, what was read here no longer holds.
 VERIFIED_SOURCES = {
+    "moto.dynamodb.models.dynamo_type.Item.__init__": (
+        "d9c12b62cb921831aab9b2eb22ac24fbd600689064a0219ae3ffbe057ae4be74"
+    ),
     "moto.core.common_models.BaseModel.__new__": (
         "08cf0ef20e88029a2eb91949492ce3281001a34b98143db186239962ad379eec"
     ),
@@ -256,6 +261,7 @@ def reference_region(account_id: str, region_name: str) -> Iterator[None]:
 
 def _replacements() -> list[tuple[type, str, Callable[..., Any]]]:
     return [
+        (Item, "__init__", _item_init),
         (Table, "query", _query),
         (Table, "put_item", _put_item),
         (Table, "delete_item", _delete_item),
@@ -281,6 +287,7 @@ def _verified_functions() -> dict[str, Callable[..., Any]]:
         "moto.dynamodb.models.dynamo_type.DynamoType.cast_value": DynamoType.cast_value.fget,  # type: ignore[attr-defined]
         "moto.dynamodb.models.dynamo_type.DynamoType.compare": DynamoType.compare,
         "moto.dynamodb.models.dynamo_type.Item.size": Item.size,
+        "moto.dynamodb.models.dynamo_type.Item.__init__": Item.__init__,
         "moto.dynamodb.models.table.Table.query": Table.query,
         "moto.dynamodb.models.table.Table.put_item": Table.put_item,
         "moto.dynamodb.models.table.Table.delete_item": Table.delete_item,
@@ -591,6 +598,21 @@ def _ref_of(table: Table, values: dict[str, Any]) -> Ref | None:
 
 
 # -- writes ---------------------------------------------------------------------------
+
+
+def _item_init(
+    self: Item, hash_key: DynamoType, range_key: DynamoType | None, attrs: dict[str, Any]
+) -> None:
+    """moto's, with the item's size checked once: moto's LimitedSizeDict adds up the
+    whole item again for every attribute it sets, O(attributes²), which was most of the
+    cost of a write and of loading a snapshot. The same limit, on the same sum."""
+    self.hash_key = hash_key
+    self.range_key = range_key
+    converted = {key: DynamoType(value) for key, value in attrs.items()}
+    size = sum(bytesize(key) + value.size() for key, value in converted.items())
+    if size > _MAX_ITEM_SIZE:
+        raise ItemSizeTooLarge
+    self.attrs = LimitedSizeDict(converted)  # dict.update: no per-attribute check
 
 
 def _put_item(self: Table, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) -> Item:
