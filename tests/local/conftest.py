@@ -6,6 +6,7 @@ inside it and would share (and never reset) its state.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from chalicelib.local import EmbeddedAWS, start_embedded_aws, stop_embedded_aws
 from chalicelib.settings import Settings, load_settings
+from tests.local.chalice_local import ChaliceLocal
 
 
 @pytest.fixture(scope="package", autouse=True)
@@ -33,3 +35,15 @@ def aws(settings: Settings) -> EmbeddedAWS:
     embedded = start_embedded_aws(settings)
     embedded.reset()
     return embedded
+
+
+@pytest.fixture
+def make_run(tmp_path: Path) -> Iterator[ChaliceLocal]:
+    """``make run``'s command, serving on a free loopback port with the test's own local
+    directory; killed at the end, whatever happens."""
+    local = ChaliceLocal(tmp_path / "local", tmp_path / "chalice-local.log")
+    try:
+        local.start()
+        yield local
+    finally:
+        local.stop(signal.SIGKILL)

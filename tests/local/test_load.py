@@ -4,11 +4,9 @@ its API; bad lines reported by number, nothing of them written."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -97,18 +95,8 @@ def test_every_value_is_a_variable_of_its_line(model: SchemaModel) -> None:
     }
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ChaliceLocal]:
-    local = ChaliceLocal(tmp_path / "local", tmp_path / "chalice-local.log")
-    local.start()
-    try:
-        yield local
-    finally:
-        local.stop(signal.SIGKILL)
-
-
 def test_a_file_loads_through_the_api_and_the_lake_follows(
-    server: ChaliceLocal, tmp_path: Path
+    make_run: ChaliceLocal, tmp_path: Path
 ) -> None:
     data = tmp_path / "data.jsonl"
     users = [
@@ -131,7 +119,7 @@ def test_a_file_loads_through_the_api_and_the_lake_follows(
     )
 
     result = subprocess.run(
-        [sys.executable, "-m", "chalicelib.local.load", str(data), "--url", server.url],
+        [sys.executable, "-m", "chalicelib.local.load", str(data), "--url", make_run.url],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -146,11 +134,11 @@ def test_a_file_loads_through_the_api_and_the_lake_follows(
     assert messages[1] == "255: addFavorite: Product 'no-such-product' does not exist"
     assert messages[3].startswith("257: userId has invalid value: Expected value of non-null")
     assert "253 line(s) loaded, 4 refused" in result.stdout
-    listed = server.graphql("{ listUser(limit: 100) { items { name } nextToken } }")
+    listed = make_run.graphql("{ listUser(limit: 100) { items { name } nextToken } }")
     assert "bad@x" not in json.dumps(listed) and "late" not in json.dumps(listed)
-    favorites = server.local_dir / "lake" / LAKE_PREFIX / "user_favorite_products"
+    favorites = make_run.local_dir / "lake" / LAKE_PREFIX / "user_favorite_products"
     deadline = time.monotonic() + 60
-    users_dir = server.local_dir / "lake" / LAKE_PREFIX / "user"
+    users_dir = make_run.local_dir / "lake" / LAKE_PREFIX / "user"
     while time.monotonic() < deadline and len(list(users_dir.rglob("*.parquet"))) < 250:
         time.sleep(0.2)
     assert len(list(users_dir.rglob("*.parquet"))) == 250

@@ -7,7 +7,6 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,15 +17,6 @@ from tests.local.chalice_local import ChaliceLocal
 WRITERS = 4
 WRITES_BEFORE_STOP = 40
 LAKE_TIMEOUT = 60.0
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ChaliceLocal]:
-    local = ChaliceLocal(tmp_path / "local", tmp_path / "chalice-local.log")
-    try:
-        yield local
-    finally:
-        local.stop(signal.SIGKILL)
 
 
 def listed_users(server: ChaliceLocal) -> set[str]:
@@ -48,9 +38,9 @@ def lake_users(local_dir: Path) -> set[str]:
 
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
 def test_every_acknowledged_write_survives_a_stop_in_a_burst(
-    server: ChaliceLocal, stop: signal.Signals
+    make_run: ChaliceLocal, stop: signal.Signals
 ) -> None:
-    server.start()
+    server = make_run
     acknowledged: list[str] = []
     lock = threading.Lock()
     stopping = threading.Event()

@@ -3,11 +3,9 @@ that gives its server a real listen backlog (chalicelib/local/server.py)."""
 
 from __future__ import annotations
 
-import signal
 import socket
 import socketserver
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +18,6 @@ from tests.local.chalice_local import REQUEST_TIMEOUT, ChaliceLocal
 
 CLIENTS = 64
 ROUNDS = 4
-
-
-@pytest.fixture
-def make_run(tmp_path: Path) -> Iterator[ChaliceLocal]:
-    """``make run``'s command on a free loopback port; killed at the end, whatever happens."""
-    local = ChaliceLocal(tmp_path / "local", tmp_path / "chalice-local.log")
-    try:
-        local.start()
-        yield local
-    finally:
-        local.stop(signal.SIGKILL)
 
 
 def test_chalice_local_answers_every_one_of_many_concurrent_clients(
