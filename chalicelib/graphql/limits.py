@@ -16,13 +16,11 @@ from ariadne.validation import cost_validator
 from graphql import (
     ASTValidationRule,
     FieldNode,
-    FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
-    ValidationContext,
 )
 
 from chalicelib.schema import naming
@@ -36,14 +34,6 @@ def depth_limit(max_depth: int) -> type[ASTValidationRule]:
     """A rule refusing operations whose fields nest deeper than ``max_depth``."""
 
     class DepthLimit(ASTValidationRule):
-        def __init__(self, context: ValidationContext) -> None:
-            super().__init__(context)
-            self._fragments = {
-                definition.name.value: definition
-                for definition in context.document.definitions
-                if isinstance(definition, FragmentDefinitionNode)
-            }
-
         def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
             depth = self._depth(node.selection_set, frozenset())
             if depth > max_depth:
@@ -68,7 +58,7 @@ def depth_limit(max_depth: int) -> type[ASTValidationRule]:
                     depth = self._depth(selection.selection_set, seen)
                 elif isinstance(selection, FragmentSpreadNode):
                     name = selection.name.value
-                    fragment = self._fragments.get(name)
+                    fragment = self.context.get_fragment(name)
                     if fragment is None or name in seen:
                         continue  # unknown or cyclic: other rules report those
                     depth = self._depth(fragment.selection_set, seen | {name})

@@ -22,14 +22,12 @@ from typing import Any
 from graphql import (
     ASTValidationRule,
     FieldNode,
-    FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
     InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
-    ValidationContext,
 )
 
 from chalicelib.schema import naming
@@ -66,14 +64,6 @@ def trigger_limit(
     triggers = TriggerFields.of(model)
 
     class TaskTriggerLimit(ASTValidationRule):
-        def __init__(self, context: ValidationContext) -> None:
-            super().__init__(context)
-            self._fragments = {
-                definition.name.value: definition
-                for definition in context.document.definitions
-                if isinstance(definition, FragmentDefinitionNode)
-            }
-
         def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
             if node.operation is not OperationType.MUTATION:
                 return  # triggers are Mutation fields
@@ -115,7 +105,7 @@ def trigger_limit(
                     self._collect(selection.selection_set, tasks, deletions, spread)
                 elif isinstance(selection, FragmentSpreadNode):
                     name = selection.name.value
-                    fragment = self._fragments.get(name)
+                    fragment = self.context.get_fragment(name)
                     if fragment is None or name in spread:
                         continue  # unknown (another rule reports it) or already counted
                     spread.add(name)
