@@ -305,6 +305,7 @@ def boot() -> Services:
         raise SystemExit(f"cannot read the schema: {error}") from None
     if settings.is_local:
         from chalicelib.local import start_embedded_aws
+        from chalicelib.local.persistence import StateError
         from chalicelib.local.server import LocalServerError, widen_listen_backlog
 
         _warn_if_reloading_would_wipe_state(settings)
@@ -316,7 +317,10 @@ def boot() -> Services:
         _claim_local_dir(settings)
         aws = start_embedded_aws(settings)
         _provision_lake(aws, model)
-        applied = aws.keep_state()
+        try:
+            applied = aws.keep_state()
+        except StateError as error:
+            raise SystemExit(f"the local default's state cannot be restored: {error}") from None
         if applied:
             logger.info("local state restored: %d write(s) applied again from the journal", applied)
         aws.add_reset_hook(lambda reset: _provision_lake(reset, model, empty=True))

@@ -237,11 +237,14 @@ class DurableState:
         try:
             method(**_client_parameters(json.loads(entry["body"])))
         except dynamodb.exceptions.ClientError as error:
-            # It succeeded once on this very state: only a change of the schema's
-            # conditions or of moto could refuse it now.
-            logger.warning(
-                "journal entry %s (%s) refused on replay: %s", entry["seq"], entry["action"], error
-            )
+            # It succeeded once on this very state, so only a changed emulator refuses it
+            # now; going on would serve a table without that write, and every later one
+            # applied to a state that never was.
+            raise StateError(
+                f"{self.journal.path}: entry {entry['seq']} ({entry['action']}) succeeded "
+                f"when it was written but is refused now: {error}. Keep the directory to "
+                "investigate, or run `make reset` to start over with an empty local default"
+            ) from None
 
     def _tables(self) -> Mapping[str, Any]:
         from moto.dynamodb.models import dynamodb_backends

@@ -152,3 +152,26 @@ def test_a_reset_starts_over_with_nothing_kept(load_app: Callable[..., LoadedApp
 
     assert again.data(USERS) == {"listUser": {"items": []}}
     assert lake_ids(again, "user") == set()
+
+
+def test_a_journal_entry_refused_on_replay_stops_the_start_with_what_to_do(
+    load_app: Callable[..., LoadedApp],
+) -> None:
+    app = load_app()
+    ada = create(app, "User", name="Ada", email="ada@example.com")
+    app.settle()
+    journal = app.services.settings.local_dir / persistence.STATE_DIR / "dynamodb.journal"
+    app.services.close()
+    stop_embedded_aws()
+    # A write the emulator would refuse now (the item exists): a changed emulator.
+    refused = {
+        "TableName": app.services.settings.table_name,
+        "Item": {"PK": {"S": f"user#{ada}"}, "SK": {"S": f"user#{ada}"}},
+        "ConditionExpression": "attribute_not_exists(PK)",
+    }
+    with journal.open("a") as file:
+        file.write(json.dumps({"seq": 99, "action": "PutItem", "body": json.dumps(refused)}) + "\n")
+
+    sys.modules.pop("app", None)
+    with pytest.raises(SystemExit, match="entry 99 \\(PutItem\\) succeeded when it was written"):
+        load_app()
