@@ -33,11 +33,9 @@ before/after comparison at small sizes.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,7 +46,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench._local import ROOT, Api, chalice_local, free_port
+
 SIZES = (1_000, 10_000, 100_000)
 PRODUCTS = 100
 WARMUPS = 3
@@ -145,28 +144,6 @@ def _rss_mb() -> float:
     return float("nan")
 
 
-class _Api:
-    """GraphQL over HTTP to the local server, one connection per request."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-
-    def __call__(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
-        try:
-            body = json.dumps({"query": query, "variables": variables or {}})
-            connection.request("POST", "/graphql", body, {"Content-Type": "application/json"})
-            response = connection.getresponse()
-            payload = response.read()
-        finally:
-            connection.close()
-        result: dict[str, Any] = json.loads(payload)
-        if response.status != 200 or result.get("errors"):
-            raise RuntimeError(f"HTTP {response.status}: {payload[:500]!r}")
-        data: dict[str, Any] = result["data"]
-        return data
-
-
 def _serve(application: Any) -> int:
     """``chalice local``'s server for the imported app, on a free port, in a thread."""
     from chalice.cli.factory import CLIFactory
@@ -207,7 +184,7 @@ def _measure(users: int, requests: int, growth: int, moto_as_is: bool) -> dict[s
     import app as application
 
     result: dict[str, Any] = {"users": users, "load_s": _load(application, users)}
-    api = _Api(_serve(application))
+    api = Api(_serve(application))
     runtime = application.services.local_runtime
     assert runtime is not None, "the embedded default delivers events"
     events = runtime.events
@@ -272,30 +249,8 @@ def _measure(users: int, requests: int, growth: int, moto_as_is: bool) -> dict[s
 
 def _restart_seconds(local_dir: str) -> float:
     """From `chalice local` started on the kept state to its first answer."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    environment = {**os.environ, "OCG_LOCAL_DIR": local_dir}
-    for name in ("OCG_MODE", "OCG_PROJECT"):
-        environment.pop(name, None)
-    command = [str(Path(sys.executable).with_name("chalice")), "local", "--stage", "local"]
-    command += ["--port", str(port), "--no-autoreload"]
-    started = time.perf_counter()
-    server = subprocess.Popen(
-        command, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        while True:
-            try:
-                _Api(port)("{ __typename }")
-                return time.perf_counter() - started
-            except OSError:
-                if server.poll() is not None or time.perf_counter() - started > 300:
-                    raise
-                time.sleep(0.05)
-    finally:
-        server.kill()
-        server.wait()
+    with chalice_local(local_dir, free_port()) as seconds:
+        return seconds
 
 
 # -- the table ------------------------------------------------------------------------

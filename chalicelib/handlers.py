@@ -37,7 +37,7 @@ def _api_request_id(request: Request | None) -> str | None:
 
 
 def graphql_request(request: Request | None, services: Services) -> Response:
-    with services.telemetry.invocation(_api_request_id(request)):
+    with services.telemetry.invocation(_api_request_id(request)), services.acknowledging():
         body = request.raw_body if request is not None else None
         return _to_chalice(services.graphql_endpoint.execute(body, services))
 
@@ -58,6 +58,7 @@ def table_changes(event: DynamoDBEvent, services: Services) -> dict[str, Any]:
             object_store=services.lake_objects,
             sqs_client=services.client("sqs"),
             cascade_queue_url=services.settings.cascade_queue_url,
+            max_workers=services.lake_write_workers,
         )
 
 

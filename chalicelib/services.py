@@ -8,6 +8,7 @@ start pays only for what its function touches.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -76,6 +77,16 @@ class Services:
                 self.settings.local_lake_dir, on_change=self._local_athena.lake_changed
             )
         return S3ObjectStore(self.client("s3"), self.settings.lake_bucket)
+
+    @property
+    def lake_write_workers(self) -> int:
+        """How many lake files the stream handler writes at once. S3 writes wait on the
+        network, so many overlap; the local directory's are encoding and disk work in
+        this very process, where more threads only contend for the interpreter with
+        the API they run beside."""
+        from chalicelib.lake.stream import DEFAULT_MAX_WORKERS
+
+        return 1 if self.settings.is_local else DEFAULT_MAX_WORKERS
 
     @cached_property
     def query_engine(self) -> QueryEngine:
@@ -154,6 +165,13 @@ class Services:
 
             self.local_runtime = start_local_runtime(app, self.settings)
             self._end_interrupted_tasks()
+
+    def acknowledging(self) -> contextlib.AbstractContextManager[None]:
+        """Wrap a request: on the embedded default its writes are on disk once the block
+        ends (and not each on its own); on AWS, DynamoDB made each durable already."""
+        if self.local_runtime is None:
+            return contextlib.nullcontext()
+        return self.local_runtime.aws.acknowledging()
 
     def _end_interrupted_tasks(self) -> None:
         """A query the local engine ran when an earlier process died died with it: its

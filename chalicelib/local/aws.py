@@ -9,6 +9,7 @@ it, and a Lambda bundle, which holds ``chalicelib/`` but no moto, can still impo
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -95,7 +96,8 @@ def _emulate_one_request_at_a_time() -> None:
     read in the middle of a transaction would see records of writes the transaction's
     failure then takes back. After each request, still under its lock, the durable
     state records what it changed (``chalicelib.local.persistence``), so what is on disk
-    follows the order the emulator applied them in."""
+    follows the order the emulator applied them in; a stream read first puts on disk
+    the writes whose sync was deferred to the end of their HTTP request."""
     from moto.dynamodb.responses import DynamoHandler
     from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
     from moto.sqs.responses import SQSResponse
@@ -108,19 +110,31 @@ def _emulate_one_request_at_a_time() -> None:
         if _emulator is not None and _emulator.durable is not None:
             _emulator.durable.sqs_request(action, status)
 
-    for handler, lock, done in (
-        (DynamoHandler, _dynamodb_lock, dynamodb_done),
-        (DynamoDBStreamsHandler, _dynamodb_lock, None),
-        (SQSResponse, _sqs_lock, sqs_done),
+    def stream_read() -> None:
+        # A write deferred to the end of its HTTP request is not on disk yet: its record
+        # must not reach the lake before it is.
+        if _emulator is not None and _emulator.durable is not None:
+            _emulator.durable.journal.sync()
+
+    for handler, lock, before, done in (
+        (DynamoHandler, _dynamodb_lock, None, dynamodb_done),
+        (DynamoDBStreamsHandler, _dynamodb_lock, stream_read, None),
+        (SQSResponse, _sqs_lock, None, sqs_done),
     ):
         call_action = handler.call_action
         if getattr(call_action, "one_at_a_time", False):
             continue
 
         def one_at_a_time(
-            self: Any, call_action: Any = call_action, lock: Any = lock, done: Any = done
+            self: Any,
+            call_action: Any = call_action,
+            lock: Any = lock,
+            before: Any = before,
+            done: Any = done,
         ) -> Any:
             with lock:
+                if before is not None:
+                    before()
                 if done is None:
                     return call_action(self)
                 # A write as it came, before moto's handling can change it.
@@ -269,6 +283,13 @@ class EmbeddedAWS:
         with _dynamodb_lock:
             partitions = [str(key.value) for key in table.items]
         return [key[len(prefix) :] for key in partitions if key.startswith(prefix)]
+
+    def acknowledging(self) -> contextlib.AbstractContextManager[None]:
+        """The block's DynamoDB writes reach the disk once, when it ends, instead of one
+        at a time: an HTTP request's writes are durable when it answers (one sync for
+        the hundred creates of a bulk load's request)."""
+        durable = self._emulator.durable
+        return contextlib.nullcontext() if durable is None else durable.journal.deferred()
 
     @property
     def journal_position(self) -> int | None:

@@ -3,12 +3,13 @@ stop of the process, ``kill -9`` included (docs/local.md, "Durable state").
 
 - **DynamoDB: a write-ahead journal, and snapshots.** Every DynamoDB request that
   changed data and succeeded is appended to ``<local dir>/state/dynamodb.journal`` (its
-  action and its body, as the client sent it) and flushed to disk before moto's answer
-  leaves the process. Requests run one at a time (``chalicelib.local.aws``), so the
-  journal's order is the order they were applied, and a stream record is only visible
-  once its write is on disk. When the stream has been delivered entirely, the tables'
-  items are written to ``dynamodb.snapshot`` with the journal position they include, and
-  the journal starts afresh.
+  action and its body, as the client sent it) and synced to disk before it is
+  acknowledged: before moto's answer leaves the emulator, or, for the writes of one
+  GraphQL request, once before that request's HTTP answer. Requests run one at a time
+  (``chalicelib.local.aws``), so the journal's order is the order they were applied,
+  and a stream record is only visible once its write is on disk. When the stream has
+  been delivered entirely, the tables' items are written to ``dynamodb.snapshot`` with
+  the journal position they include, and the journal starts afresh.
 - **On start**, the snapshot's items are put straight into moto's tables, without stream
   records: a snapshot is only taken once every stream record up to it was delivered, so
   the lake already has them. Then the journal's entries are applied again as requests;
@@ -90,59 +91,80 @@ def _sync_directory(directory: Path) -> None:
 
 
 class DynamoDBJournal:
-    """The append-only record of DynamoDB writes since the last snapshot."""
+    """The append-only record of DynamoDB writes since the last snapshot.
+
+    Entries are appended one request at a time (under the emulator's DynamoDB lock) and
+    reach the disk by :meth:`sync`: at once, or, inside :meth:`deferred`, once for the
+    whole block (an HTTP request syncs once before its answer, not once per write).
+    Syncs from several threads share one ``fsync`` when they find it already done."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._file: IO[str] | None = None
         self.entries = 0
         self.position = 0  # the sequence number of the last entry written
-        self._grouped = 0  # > 0 while a group defers the flush to disk
+        self._synced = 0  # the last entry known to be on disk
+        self._lock = threading.Lock()  # the file: writes, flushes, syncs, restarts
+        self._deferring = threading.local()
 
     def open(self, position: int, entries: int) -> None:
-        self.position, self.entries = position, entries
+        self.position, self.entries, self._synced = position, entries, position
         self._file = self.path.open("a", encoding="utf-8")
 
     def append(self, action: str, body: str) -> None:
         if self._file is None:
             return
-        self.position += 1
-        self.entries += 1
-        self._file.write(json.dumps({"seq": self.position, "action": action, "body": body}))
-        self._file.write("\n")
-        if not self._grouped:
-            self._sync()
+        with self._lock:
+            self.position += 1
+            self.entries += 1
+            self._file.write(json.dumps({"seq": self.position, "action": action, "body": body}))
+            self._file.write("\n")
+        if not getattr(self._deferring, "depth", 0):
+            self.sync()
 
-    def _sync(self) -> None:
-        assert self._file is not None
-        self._file.flush()
-        os.fsync(self._file.fileno())
+    def sync(self) -> None:
+        """Put every entry written so far on disk (nothing to do if another thread's
+        sync already did)."""
+        with self._lock:
+            if self._file is None or self._synced >= self.position:
+                return
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._synced = self.position
 
     @contextlib.contextmanager
-    def group(self) -> Iterator[None]:
-        """Write the block's entries to disk once, at its end (a bulk load): what the
-        block acknowledged is durable when it returns."""
-        self._grouped += 1
+    def deferred(self) -> Iterator[None]:
+        """This thread's entries reach the disk once, when the block ends: what the block
+        acknowledges is durable when it returns. A stream read syncs first (see
+        ``chalicelib.local.aws``), so no record is delivered before its write is on disk."""
+        depth = getattr(self._deferring, "depth", 0)
+        self._deferring.depth = depth + 1
         try:
             yield
         finally:
-            self._grouped -= 1
-            if not self._grouped and self._file is not None:
-                self._sync()
+            self._deferring.depth = depth
+            if not depth:
+                self.sync()
 
     def restart(self) -> None:
         """Start an empty journal (after a snapshot took in every entry)."""
-        if self._file is not None:
-            self._file.close()
-        self._file = None
-        _write_atomically(self.path, lambda file: None)
-        self.entries = 0
-        self._file = self.path.open("a", encoding="utf-8")
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+            self._file = None
+            _write_atomically(self.path, lambda file: None)
+            self.entries = 0
+            self._synced = self.position
+            self._file = self.path.open("a", encoding="utf-8")
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        with self._lock:
+            if self._file is not None:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self._file.close()
+                self._file = None
+                self._synced = self.position
 
     def read(self) -> Iterator[dict[str, Any]]:
         """The entries on disk, in order; a last line cut short by a crash ends them

@@ -175,3 +175,31 @@ def test_a_journal_entry_refused_on_replay_stops_the_start_with_what_to_do(
     sys.modules.pop("app", None)
     with pytest.raises(SystemExit, match="entry 99 \\(PutItem\\) succeeded when it was written"):
         load_app()
+
+
+def test_a_deferred_write_is_on_disk_before_its_stream_record_is_read(
+    load_app: Callable[..., LoadedApp],
+) -> None:
+    """An HTTP request syncs its writes once, as it answers; a stream read in between
+    must not hand the lake a record whose write a crash could still take back."""
+    app = load_app()
+    aws = app.services.local_runtime.aws
+    table = app.services.settings.table_name
+    journal = persistence.DynamoDBJournal(
+        app.services.settings.local_dir / persistence.STATE_DIR / "dynamodb.journal"
+    )
+    streams = aws.client("dynamodbstreams")
+    stream_arn = aws.client("dynamodb").describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"][0]
+    iterator = streams.get_shard_iterator(
+        StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+
+    with app.services.acknowledging():
+        aws.client("dynamodb").put_item(
+            TableName=table, Item={"PK": {"S": "probe#1"}, "SK": {"S": "probe#1"}}
+        )
+        streams.get_records(ShardIterator=iterator)
+        on_disk = [json.loads(entry["body"]).get("Item", {}).get("PK") for entry in journal.read()]
+
+    assert {"S": "probe#1"} in on_disk
