@@ -823,6 +823,53 @@ def test_local_delivery_sees_every_record_while_the_stream_is_trimmed(
     assert len(shard_sequence_numbers(settings)) <= 24
 
 
+def test_stream_records_read_as_moto_answers_them(aws: EmbeddedAWS, settings: Settings) -> None:
+    """GetRecords is answered without moto's response serializer: what a reader gets
+    (every attribute type, the timestamps, sizes and iterators) is what moto's own
+    serializer gives for the same records."""
+    client = aws.client("dynamodb")
+    item = {
+        **entity(1),
+        "text": {"S": 'é\u2028"quoted"'},
+        "number": {"N": "1.50"},
+        "binary": {"B": b"\x00\xff"},
+        "flag": {"BOOL": False},
+        "nothing": {"NULL": True},
+        "texts": {"SS": ["a", "b"]},
+        "numbers": {"NS": ["1", "-2.5"]},
+        "binaries": {"BS": [b"1", b"\x02"]},
+        "nested": {"L": [{"M": {"deep": {"L": [{"N": "3"}, {"S": ""}]}}}]},
+    }
+    client.put_item(TableName=settings.table_name, Item=item)
+    client.update_item(
+        TableName=settings.table_name,
+        Key=entity(1),
+        UpdateExpression="SET #n = :n",
+        ExpressionAttributeNames={"#n": "number"},
+        ExpressionAttributeValues={":n": {"N": "2"}},
+    )
+    client.delete_item(TableName=settings.table_name, Key=entity(1))
+    streams = aws.client("dynamodbstreams")
+    shard = streams.describe_stream(StreamArn=aws.table_stream_arn)["StreamDescription"]
+    iterator = streams.get_shard_iterator(
+        StreamArn=aws.table_stream_arn,
+        ShardId=shard["Shards"][0]["ShardId"],
+        ShardIteratorType="TRIM_HORIZON",
+    )["ShardIterator"]
+
+    def read() -> dict[str, Any]:
+        response = streams.get_records(ShardIterator=iterator)
+        response.pop("ResponseMetadata")
+        response.pop("NextShardIterator")  # a new random iterator on every read
+        return dict(response)
+
+    fast = read()
+    with bounded.reference_region(settings.account_id, settings.region):
+        assert read() == fast
+    assert [record["eventName"] for record in fast["Records"]] == ["INSERT", "MODIFY", "REMOVE"]
+    assert fast["Records"][0]["dynamodb"]["NewImage"] == item
+
+
 # -- the version check ----------------------------------------------------------------
 
 
