@@ -78,6 +78,8 @@ _STORE_SCHEMA = "ocg_lake_files"
 _SOURCE_FILE = "$source_file"
 # How often a refresh lists a table again when a file vanished while it was read.
 _REFRESH_ATTEMPTS = 3
+# How long the engine lets lake writes gather before it loads them (lake_changed).
+FOLLOW_DELAY_SECONDS = 0.25
 
 _DUCKDB_TYPES = {
     ColumnType.STRING: "VARCHAR",
@@ -216,7 +218,8 @@ class LocalAthena:
         self._pending = 0
         self._closed = False
         self._executions: dict[str, _Execution] = {}
-        self._changed_tables: set[str] = set()
+        # The lake keys written or deleted since the follower last ran, by table.
+        self._changed_keys: dict[str, set[str]] = {}
         self._following = False
         self._by_token: dict[str, str] = {}
         self._token_key = os.urandom(32)
@@ -322,9 +325,11 @@ class LocalAthena:
 
     def lake_changed(self, key: str) -> None:
         """Follow the lake as it is written: the local object store calls this after
-        each write or delete, and the changed table is brought up to date in the
+        each write or delete, and the changed files are brought up to date in the
         background, so a query reads only what changed since (the object store of the
-        embedded default is in this process, so nothing is missed or polled for).
+        embedded default is in this process, so nothing is missed or polled for). Only
+        the named files are looked at: following a bulk load costs each file once, not
+        a listing of the whole table per write.
 
         Refreshing remains the query's own first step: this only moves the work ahead.
         """
@@ -335,11 +340,23 @@ class LocalAthena:
         with self._lock:
             if self._closed or name not in self._specs:
                 return
-            self._changed_tables.add(name)
+            self._changed_keys.setdefault(name, set()).add(key)
             if self._following:
                 return
             self._following = True
             self._pending += 1
+        # A moment later, so that a burst of writes is read as one batch: DuckDB reads
+        # a few files at a time at ~0.8 ms a file, hundreds at once at ~0.1 ms.
+        timer = threading.Timer(FOLLOW_DELAY_SECONDS, self._follow_now)
+        timer.daemon = True
+        timer.start()
+
+    def _follow_now(self) -> None:
+        with self._lock:
+            closed = self._closed
+        if closed:
+            self._job(lambda: None)
+            return
         self._run(lambda: self._job(self._follow))
 
     def preload(self) -> None:
@@ -405,11 +422,13 @@ class LocalAthena:
 
     def _follow(self) -> None:
         with self._lock:
-            names, self._changed_tables = self._changed_tables, set()
+            changed, self._changed_keys = self._changed_keys, {}
             self._following = False
         try:
             with self._db_lock:
-                self._connected().refresh(names)
+                lake = self._connected()
+                for name, changed_keys in sorted(changed.items()):
+                    lake.refresh_files(name, changed_keys)
         except Exception:
             logger.exception("local Athena could not follow the lake; queries will catch up")
 
@@ -754,6 +773,17 @@ class _LoadedLake:
         for name in sorted(set(names)):
             self._refresh_table(self._specs[name])
 
+    def refresh_files(self, name: str, object_keys: Iterable[str]) -> None:
+        """Bring the named files of one table up to date (written, rewritten or
+        deleted), without listing the table."""
+        spec = self._specs[name]
+        paths = {
+            path
+            for path in (_table_file(self._root, spec, key) for key in object_keys)
+            if path is not None
+        }
+        self._refresh(spec, lambda: _stat_files(paths), paths)
+
     def _refresh_table(self, spec: TableSpec) -> None:
         """Bring one table up to date with its directory: only changed files are read.
 
@@ -762,12 +792,23 @@ class _LoadedLake:
         A file rewritten in between is loaded as read and, its recorded signature being
         the older one, read again by the next refresh.
         """
+        self._refresh(spec, lambda: _list_table(self._root / spec.name), None)
+
+    def _refresh(
+        self,
+        spec: TableSpec,
+        listing: Callable[[], dict[str, Signature]],
+        among: set[str] | None,
+    ) -> None:
+        """Apply what ``listing`` finds changed: all the table's files (``among`` is
+        None) or those of ``among`` only."""
         import duckdb
 
         loaded = self._loaded[spec.name.lower()]
         for attempt in range(_REFRESH_ATTEMPTS):
-            listed = _list_table(self._root / spec.name)
-            stale = [path for path, signature in loaded.items() if listed.get(path) != signature]
+            listed = listing()
+            candidates = loaded.keys() if among is None else among & loaded.keys()
+            stale = [path for path in candidates if listed.get(path) != loaded[path]]
             fresh = [path for path, signature in listed.items() if loaded.get(path) != signature]
             if not stale and not fresh:
                 return
@@ -848,6 +889,37 @@ def _string_literal(text: str) -> str:
 def _duckdb_type(column: Column) -> str:
     base = _DUCKDB_TYPES[column.type]
     return f"{base}[]" if column.is_list else base
+
+
+def _table_file(root: Path, spec: TableSpec, key: str) -> str | None:
+    """The path :func:`_list_table` gives the lake object ``key`` of ``spec``'s table,
+    or None for an object a listing skips (not a partition's Parquet file)."""
+    parts = key.split("/")
+    if (
+        len(parts) != len(keys.PARTITION_KEYS) + 3
+        or parts[1] != spec.name
+        or not all(
+            part.startswith(f"{name}=")
+            for part, name in zip(parts[2:-1], keys.PARTITION_KEYS, strict=True)
+        )
+        or not parts[-1].endswith(".parquet")
+        or parts[-1].startswith((".", "_"))
+    ):
+        return None
+    # Built as the listing's os.scandir builds it, so that both name a file alike.
+    return os.path.join(str(root / spec.name), *parts[2:])  # noqa: PTH118
+
+
+def _stat_files(paths: Iterable[str]) -> dict[str, Signature]:
+    """The signature of each of ``paths`` that exists."""
+    found: dict[str, Signature] = {}
+    for path in paths:
+        try:
+            stat = os.stat(path)  # noqa: PTH116 (a str path, as listed)
+        except FileNotFoundError:
+            continue
+        found[path] = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    return found
 
 
 def _list_table(table_dir: Path) -> dict[str, Signature]:

@@ -724,6 +724,22 @@ def test_the_engine_follows_the_lake_as_it_is_written(
     assert rows(engine, 'SELECT id FROM "user" ORDER BY id') == [("u1",), ("u3",)]
 
 
+def test_following_reads_only_the_files_named_not_the_table(
+    engine: LocalAthena, lake: Lake, lake_dir: Path, spec_of: Callable[[str], TableSpec]
+) -> None:
+    """A bulk load writes thousands of files: following it must cost each file once, not
+    a listing of the table per write."""
+    followed = Lake(lake_dir, spec_of)
+    followed.store = DirectoryObjectStore(lake_dir, on_change=engine.lake_changed)
+    lake.put("user", id="u1", name="Ada", email="a@x.org", createdAt="2026-01-01T10:00:00.000Z")
+    followed.put("user", id="u2", name="Bob", email="b@x.org", createdAt="2026-01-01T11:00:00.000Z")
+    engine.wait_until_idle()
+    assert engine.files_read == 1  # u2 only: nobody named u1
+
+    assert rows(engine, 'SELECT id FROM "user" ORDER BY id') == [("u1",), ("u2",)]
+    assert engine.files_read == 2  # the query's own refresh lists the table
+
+
 def test_changes_outside_the_lake_or_its_tables_are_ignored(engine: LocalAthena) -> None:
     engine.lake_changed("results/abc.csv")
     engine.lake_changed("tables/not_a_table/year=2026/month=01/day=01/x.parquet")
