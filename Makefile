@@ -6,7 +6,7 @@ PORT   ?= 8000
 
 SCAN   := .venv-scan
 
-.PHONY: install run reset load test lint types check bench deploy package scan teardown clean
+.PHONY: install run reset load compact test lint types check bench deploy package scan teardown clean
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,11 @@ run: install
 ## Load JSON Lines into the running `make run` through its API (docs/local.md): FILE=data.jsonl
 load: install
 	$(BIN)/python -m chalicelib.local.load $(FILE) --url http://127.0.0.1:$(PORT)/graphql
+
+## Compact the local lake (.local/lake) now, beside a running `make run` or not
+## (docs/lake.md). A deployed stage: `python -m deploy compact --stage <stage>`.
+compact: install
+	$(BIN)/python -m chalicelib.lake.compaction
 
 ## Start over: forget the local default's table, queues, tasks and lake (.local/).
 reset:

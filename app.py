@@ -5,7 +5,7 @@ at import, so ``chalice local``, ``chalice package`` and ``chalice deploy`` refu
 
 from typing import Any
 
-from chalice.app import Chalice, CloudWatchEvent, DynamoDBEvent, Response, SQSEvent
+from chalice.app import Chalice, CloudWatchEvent, DynamoDBEvent, Rate, Response, SQSEvent
 
 from chalicelib import handlers
 from chalicelib.services import boot
@@ -60,6 +60,11 @@ def on_deletion_message(event: SQSEvent) -> dict[str, Any]:
 )
 def on_athena_state_change(event: CloudWatchEvent) -> None:
     handlers.athena_state_change(event, services)
+
+
+@app.schedule(Rate(settings.compaction_minutes, unit=Rate.MINUTES))
+def compact_lake(event: CloudWatchEvent) -> dict[str, Any]:
+    return handlers.compact_lake(event, services)
 
 
 services.deliver_local_events(app)

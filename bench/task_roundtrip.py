@@ -147,17 +147,19 @@ def _split(engine: LocalAthena, execution_id: str) -> str:
 
 def _cold(application: Any) -> None:
     """A new engine over the same lake: every file is read by the query itself."""
-    from chalicelib.lake.columns import lake_tables
+    from chalicelib.lake.layers import lake_layers, merged_tables
     from chalicelib.local.athena import LocalAthena
+    from chalicelib.sql.analysis import read_through
     from chalicelib.sql.render import render
 
     services = application.services
     task = next(t for t in services.model.query_tasks if t.name == "usersByCity")
-    sql = render(task.sql, task.arguments, {"city": "Paris"})
+    rendered = render(task.sql, task.arguments, {"city": "Paris"})
+    sql = read_through(rendered, merged_tables(services.model))
     settings = services.settings
     engine = LocalAthena(
         settings.local_lake_dir,
-        lake_tables(services.model),
+        lake_layers(services.model),
         workgroup=settings.athena_workgroup,
         region=settings.region,
         account_id=settings.account_id,

@@ -62,6 +62,16 @@ def table_changes(event: DynamoDBEvent, services: Services) -> dict[str, Any]:
         )
 
 
+def compact_lake(event: CloudWatchEvent, services: Services) -> dict[str, Any]:
+    from chalicelib.lake.compaction import compact_lake, report_fields
+
+    with services.telemetry.invocation(), services.compacting():
+        report = compact_lake(
+            services.model, services.lake_objects, readers=services.lake_write_workers
+        )
+        return dict(report_fields(report))
+
+
 def cascade_messages(event: SQSEvent, services: Services) -> dict[str, Any]:
     from chalicelib.relations import process_cascade_event
 

@@ -21,7 +21,13 @@ JOIN_RELATION_PREFIX = "joinRelation"
 JOIN_ROW_PREFIX = "joinTableData"
 # Item kinds that are not entities: an entity's ``t`` may not take one of these names.
 INTERNAL_PREFIXES = (TASK_PREFIX, JOIN_RELATION_PREFIX, JOIN_ROW_PREFIX)
+# The lake's three layers (docs/lake.md): the live per-item files the stream handler
+# writes, the compacted files compaction folds them into, and the tombstones of removed
+# items that hide their compacted rows.
 LAKE_PREFIX = "tables"
+COMPACTED_PREFIX = "compacted"
+DELETED_PREFIX = "deleted"
+LAKE_LAYER_PREFIXES = (LAKE_PREFIX, COMPACTED_PREFIX, DELETED_PREFIX)
 # The lake's partition columns, in path order.
 PARTITION_KEYS = ("year", "month", "day")
 
@@ -110,8 +116,45 @@ def lake_object_key(table: str, created_at: str, object_id: str) -> str:
     return f"{LAKE_PREFIX}/{table}/{partition}/{object_id}.parquet"
 
 
-def lake_table_prefix(table: str) -> str:
-    return f"{LAKE_PREFIX}/{table}/"
+def lake_table_prefix(table: str, layer: str = LAKE_PREFIX) -> str:
+    """``<layer>/<t>/``: where one layer of a lake table keeps its objects."""
+    return f"{layer}/{table}/"
+
+
+def tombstone_key(live_key: str) -> str:
+    """The tombstone of a live object: its key under ``deleted/`` instead of ``tables/``."""
+    return f"{DELETED_PREFIX}/{live_key.removeprefix(f'{LAKE_PREFIX}/')}"
+
+
+def lake_partition(object_key: str) -> tuple[str, str] | None:
+    """``(t, "year=Y/month=M/day=D")`` of an object of any layer, or None for a key
+    outside the layout (a hidden ``.``/``_`` name, a file outside a day's folder)."""
+    parts = object_key.split("/")
+    if (
+        len(parts) != len(PARTITION_KEYS) + 3
+        or parts[0] not in LAKE_LAYER_PREFIXES
+        or not all(
+            part.startswith(f"{name}=")
+            for part, name in zip(parts[2:-1], PARTITION_KEYS, strict=True)
+        )
+        or not parts[-1].endswith(".parquet")
+        or parts[-1].startswith((".", "_"))
+    ):
+        return None
+    return parts[1], "/".join(parts[2:-1])
+
+
+def compacted_object_key(table: str, partition: str, generation: int, part: int) -> str:
+    """``compacted/<t>/<partition>/<generation>-<part>.parquet``: one of the files a
+    compaction run wrote for a partition (``partition`` as :func:`lake_partition` gives it)."""
+    return f"{COMPACTED_PREFIX}/{table}/{partition}/{generation:016d}-{part:04d}.parquet"
+
+
+def compacted_generation(object_key: str) -> int | None:
+    """The generation of a compacted file, from its name; None for another name."""
+    stem = object_key.rsplit("/", 1)[-1].removesuffix(".parquet")
+    generation, _, part = stem.partition("-")
+    return int(generation) if generation.isdigit() and part.isdigit() else None
 
 
 # Attributes of a join row item (DESIGN §3), the contract between the writer of join

@@ -21,7 +21,7 @@ from functools import cache, cached_property
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from chalicelib.keys import LAKE_PREFIX
+from chalicelib.keys import LAKE_LAYER_PREFIXES
 from chalicelib.schema import SchemaError, load_schema
 from chalicelib.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
 from chalicelib.telemetry import Telemetry, configure_logging
@@ -105,13 +105,13 @@ class Services:
     def _local_athena(self) -> LocalAthena:
         """DuckDB standing in for Athena: it follows the local lake as it is written and
         announces state changes through the local EventBridge, as Athena would."""
-        from chalicelib.lake.columns import lake_tables
+        from chalicelib.lake.layers import lake_layers
         from chalicelib.local.athena import LocalAthena
 
         s = self.settings
         return LocalAthena(
             s.local_lake_dir,
-            lake_tables(self.model),
+            lake_layers(self.model),
             workgroup=s.athena_workgroup,
             region=s.region,
             account_id=s.account_id,
@@ -165,6 +165,15 @@ class Services:
 
             self.local_runtime = start_local_runtime(app, self.settings)
             self._end_interrupted_tasks()
+
+    def compacting(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the lake's compaction to one run at a time: on AWS the function's reserved
+        concurrency of 1 does; locally, ``make compact`` and the schedule share a lock file."""
+        if not self.settings.is_local:
+            return contextlib.nullcontext()
+        from chalicelib.lake.compaction import exclusive_compaction
+
+        return exclusive_compaction(self.settings.local_lake_dir)
 
     def acknowledging(self) -> contextlib.AbstractContextManager[None]:
         """Wrap a request: on the embedded default its writes are on disk once the block
@@ -288,7 +297,8 @@ def _provision_lake(aws: EmbeddedAWS, model: SchemaModel, *, empty: bool = False
     settings = aws.settings
     ensure_catalog(aws.client("glue"), settings.glue_database, model, settings.lake_bucket)
     if empty:
-        shutil.rmtree(settings.local_lake_dir / LAKE_PREFIX, ignore_errors=True)
+        for layer in LAKE_LAYER_PREFIXES:
+            shutil.rmtree(settings.local_lake_dir / layer, ignore_errors=True)
 
 
 def _warn_if_reloading_would_wipe_state(settings: Settings) -> None:

@@ -32,6 +32,10 @@ LOCAL_REGION = "us-east-1"
 # Task triggers one request may select: query tasks, deletion tasks.
 DEFAULT_MAX_TASK_TRIGGERS = 5
 DEFAULT_MAX_DELETION_TRIGGERS = 1
+# How often the lake is compacted (chalicelib.lake.compaction): on AWS by an EventBridge
+# schedule, in minutes; on the embedded default by the local runtime, in seconds.
+DEFAULT_COMPACTION_MINUTES = 15
+DEFAULT_LOCAL_COMPACTION_SECONDS = 60
 
 # The root logger's level on Lambda (chalicelib.telemetry.logs).
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -74,6 +78,8 @@ class Settings:
     # stage: see chalicelib/graphql/triggers.py).
     max_task_triggers: int = DEFAULT_MAX_TASK_TRIGGERS
     max_deletion_triggers: int = DEFAULT_MAX_DELETION_TRIGGERS
+    compaction_minutes: int = DEFAULT_COMPACTION_MINUTES
+    local_compaction_seconds: int = DEFAULT_LOCAL_COMPACTION_SECONDS
     # The level of the root logger where Lambda runs the app: one of LOG_LEVELS.
     log_level: str = DEFAULT_LOG_LEVEL
 
@@ -184,6 +190,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_deletion_triggers=_positive_int(
             "OCG_MAX_DELETION_TRIGGERS",
             get("OCG_MAX_DELETION_TRIGGERS", str(DEFAULT_MAX_DELETION_TRIGGERS)),
+        ),
+        compaction_minutes=_positive_int(
+            "OCG_COMPACTION_MINUTES",
+            get("OCG_COMPACTION_MINUTES", str(DEFAULT_COMPACTION_MINUTES)),
+        ),
+        local_compaction_seconds=_positive_int(
+            "OCG_LOCAL_COMPACTION_SECONDS",
+            get("OCG_LOCAL_COMPACTION_SECONDS", str(DEFAULT_LOCAL_COMPACTION_SECONDS)),
         ),
         log_level=_log_level(get("OCG_LOG_LEVEL", DEFAULT_LOG_LEVEL)),
     )

@@ -6,8 +6,8 @@ Path (a), one CloudFormation stack made by ``chalice package``:
 Path (b), ``chalice deploy``:
   ``prepare`` creates or updates the stage's resources stack and writes the stage's
   config; then ``chalice deploy --stage <stage>``; then ``finish`` sets what Chalice
-  cannot on the event sources and the tracker's on-failure destination, and gives the
-  API its usage plan and key.
+  cannot on the event sources, the tracker's on-failure destination and the compaction's
+  invocation settings, and gives the API its usage plan and key.
 ``resources`` prints the resources stack's template (path b's, roles and alarms
 included), for review or a scanner.
 ``teardown`` deletes the stage's stack; with ``--delete-data`` also the table and the
@@ -24,8 +24,9 @@ from pathlib import Path
 
 from chalicelib.schema import SchemaError, load_schema
 from chalicelib.settings import SettingsError
+from deploy.compaction import COMPACTION_HANDLER, compaction_timeout
 from deploy.layer import BUILD, LayerError, stream_layer
-from deploy.names import function_names
+from deploy.names import function_name, function_names
 from deploy.options import stage_options
 from deploy.package import package_stage
 from deploy.stack import DeployError, finish_stage, prepare_stage, region, stack_template
@@ -36,8 +37,10 @@ COMMANDS = {
     "resources": "print the stage's resources template",
     "package": "package the stage as one SAM template in --out and check it (path a)",
     "prepare": "create or update the stage's resources stack and config (path b, before deploy)",
-    "finish": "set the event sources, the tracker's failure queue and the API's usage plan "
-    "(path b, after chalice deploy)",
+    "finish": "set the event sources, the tracker's failure queue, the compaction's retries "
+    "and the API's usage plan (path b, after chalice deploy)",
+    "compact": "compact the stage's lake now: invoke its compaction function and print the "
+    "report (it runs one at a time, so never beside the scheduled run)",
     "teardown": "delete the stage's stack (either path); --delete-data also deletes the table "
     "and the buckets it keeps",
 }
@@ -70,8 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "--pyarrow-layer",
                 default=BUILD,
                 metavar="build|managed|ARN",
-                help="the stream function's pyarrow layer: built from requirements-layer.txt "
-                "(default), the AWS SDK for pandas managed layer of the region, or a layer ARN",
+                help="the pyarrow layer of the stream and compaction functions: built from "
+                "requirements-layer.txt (default), the AWS SDK for pandas managed layer of "
+                "the region, or a layer ARN",
             )
             sub.add_argument(
                 "--out", type=Path, default=Path("out"), help="where packages are written (out/)"
@@ -86,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(arguments: argparse.Namespace) -> int:
     stage = arguments.stage
+    if arguments.command == "compact":
+        return _compact(stage)
     if arguments.command == "teardown":
         import boto3
 
@@ -117,7 +123,7 @@ def _run(arguments: argparse.Namespace) -> int:
             finished = finish_stage(session, stage, template_bucket=arguments.template_bucket)
             print(
                 f"event sources set: {', '.join(finished.event_sources)}\n"
-                f"asynchronous invocation set: {finished.tracker}\n"
+                f"asynchronous invocation set: {finished.tracker}, {finished.compaction}\n"
                 f"GraphQL endpoint: {finished.api.url.rstrip('/')}/graphql\n"
                 "its API key: aws apigateway get-api-key --include-value "
                 f"--api-key {finished.api_key_id} --query value --output text"
@@ -141,6 +147,23 @@ def _run(arguments: argparse.Namespace) -> int:
     template = stack_template(settings, model, stage_options(read_config(), stage), functions)
     print(json.dumps(template, indent=2))
     return 0
+
+
+def _compact(stage: str) -> int:
+    """A synchronous invocation of the compaction function: waits as long as the function
+    may run, and is never retried by the client (a retry would be throttled meanwhile)."""
+    import boto3
+    from botocore.config import Config
+
+    settings = stage_settings(stage)
+    client = boto3.client(
+        "lambda",
+        region_name=settings.region,
+        config=Config(read_timeout=compaction_timeout(settings) + 60, retries={"max_attempts": 0}),
+    )
+    answer = client.invoke(FunctionName=function_name(settings, COMPACTION_HANDLER))
+    print(answer["Payload"].read().decode())
+    return 1 if answer.get("FunctionError") else 0
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ the stage's ``alarm_email`` when one is set (``deploy.options``). They watch:
 - each function's errors and throttles (a throttled stream or queue function falls
   behind; a throttled tracker's events wait, then fail);
 - the stream function's iterator age: the lake falls behind the table;
+- the compaction function's longest run near its timeout: the lake changes faster than
+  a run folds it, and runs are about to time out (``deploy.compaction``);
 - the workgroup's bytes scanned in a day, which is what Athena bills;
 - the GraphQL API's internal errors (resolvers that raised; the function itself still
   answered, so its ``Errors`` metric does not count them).
@@ -24,6 +26,7 @@ from typing import Any
 
 from chalicelib.settings import Settings
 from chalicelib.telemetry import metrics
+from deploy.compaction import DURATION_ALARM_SHARE, compaction_timeout
 from deploy.names import function_name, stage_resource_name
 from deploy.options import StageOptions
 from deploy.resources import (
@@ -57,6 +60,7 @@ def alarm_resources(
     functions: Mapping[str, str],
     *,
     stream_function: str,
+    compaction_function: str,
 ) -> dict[str, Any]:
     """The topic and the alarms; ``functions`` maps each function's logical id to its
     Chalice handler name."""
@@ -99,6 +103,21 @@ def alarm_resources(
             FunctionName=function_name(settings, functions[stream_function]),
         ),
         threshold=ITERATOR_AGE_ALARM_MS,
+    )
+    slow_ms = int(compaction_timeout(settings) * DURATION_ALARM_SHARE) * 1000
+    resources["CompactionDurationAlarm"] = _alarm(
+        settings,
+        "CompactionDuration",
+        f"a compaction run took {slow_ms // 1000} s or more, {DURATION_ALARM_SHARE:.0%} of "
+        f"its timeout of {compaction_timeout(settings)} s: the lake changes faster than "
+        "a run folds it (give the function more memory, hence CPU)",
+        metric(
+            "AWS/Lambda",
+            "Duration",
+            "Maximum",
+            FunctionName=function_name(settings, functions[compaction_function]),
+        ),
+        threshold=slow_ms,
     )
     resources["GraphQLInternalErrorsAlarm"] = _alarm(
         settings,

@@ -1,4 +1,5 @@
-"""The stream function's pyarrow: a Lambda layer, so no other function carries it.
+"""The pyarrow of the stream and compaction functions: a Lambda layer, so no other
+function carries it.
 
 Three sources, for the runtime Chalice picks (the local Python, ``python3.11``):
 
@@ -192,13 +193,14 @@ def _write_zip(root: Path, zip_path: Path) -> None:
 
 MIB = 1024 * 1024
 
-# The stream function's pyarrow: built here, the AWS SDK for pandas managed layer, or an ARN.
+# The pyarrow layer: built here, the AWS SDK for pandas managed layer, or an ARN.
 BUILD, MANAGED = "build", "managed"
 
 
 @dataclass(frozen=True)
 class Layer:
-    """One layer of the stream function: what it is, and its unzipped bytes."""
+    """One layer of the stream and compaction functions: what it is, and its unzipped
+    bytes."""
 
     description: str
     unzipped_bytes: int
@@ -211,8 +213,8 @@ def mib(size: int) -> str:
 
 @dataclass(frozen=True)
 class StreamLayer:
-    """The stream function's pyarrow layer: as the template names it (an ARN, or the
-    built zip beside the template), and as the size check counts it."""
+    """The pyarrow layer of the stream and compaction functions: as the template names
+    it (an ARN, or the built zip beside the template), and as the size check counts it."""
 
     reference: str | Path
     counted: Layer | None

@@ -8,9 +8,12 @@ responses, and for the stream bisection, bounded retries and record age, and an
 on-failure destination, so a record that keeps failing is kept, not lost
 (``deploy.event_sources``). The Athena state-change tracker, which EventBridge invokes
 asynchronously, gets an on-failure destination the same way, so an event Lambda retried
-in vain is kept too. Each function gets a role of its own with only what it calls
-(``deploy.policies``); the stage has ``manage_iam_role: false``, so Chalice creates no
-broad default role. The API gets a usage plan with a key, which its methods require.
+in vain is kept too. The lake's compaction, which EventBridge invokes on its schedule,
+gets the pyarrow layer, a timeout within its interval and no retries
+(``deploy.compaction``); its reserved concurrency of 1 comes from the Chalice config.
+Each function gets a role of its own with only what it calls (``deploy.policies``); the
+stage has ``manage_iam_role: false``, so Chalice creates no broad default role. The API
+gets a usage plan with a key, which its methods require.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from chalicelib.queues import FUNCTION_TIMEOUT_SECONDS
 from chalicelib.schema.model import SchemaModel
 from chalicelib.settings import Settings
 from deploy.alarms import alarm_resources
+from deploy.compaction import compaction_invoke_settings, compaction_timeout
 from deploy.event_sources import queue_settings, stream_settings, tracker_invoke_settings
 from deploy.layer import ARCHITECTURE, LAYER_SUFFIX, runtime_python_version
 from deploy.names import (
@@ -36,6 +40,8 @@ from deploy.names import (
 )
 from deploy.options import StageOptions
 from deploy.policies import (
+    COMPACTION_FUNCTION,
+    PYARROW_FUNCTIONS,
     STREAM_FUNCTION,
     TRACKER_FUNCTION,
     function_policies,
@@ -70,9 +76,9 @@ def merge_template(
 ) -> dict[str, Any]:
     """What ``chalice package --merge-template`` merges into the app's SAM template.
 
-    ``stream_layer`` is the stream function's pyarrow layer: an ARN, or a built layer zip
-    (a path relative to the packaged template, which ``aws cloudformation package``
-    uploads)."""
+    ``stream_layer`` is the pyarrow layer of the stream and compaction functions: an
+    ARN, or a built layer zip (a path relative to the packaged template, which
+    ``aws cloudformation package`` uploads)."""
     template = resources_template(settings, model, options)
     resources = template["Resources"]
     functions = function_names(app)
@@ -117,6 +123,15 @@ def merge_template(
             continue
         function_properties["Events"] = {event: {"Properties": properties}}
     resources.update(_tracker_invoke_config(app))
+    resources[COMPACTION_FUNCTION]["Properties"]["Timeout"] = compaction_timeout(settings)
+    resources[f"{COMPACTION_FUNCTION}EventInvokeConfig"] = {
+        "Type": "AWS::Lambda::EventInvokeConfig",
+        "Properties": {
+            "FunctionName": {"Ref": COMPACTION_FUNCTION},
+            "Qualifier": "$LATEST",
+            **compaction_invoke_settings(settings),
+        },
+    }
     for function, statements in function_policies(settings).items():
         resources[f"{function}Role"] = function_role(settings, functions[function], statements)
         resources.setdefault(function, {}).setdefault("Properties", {})["Role"] = {
@@ -128,12 +143,21 @@ def merge_template(
         "DependsOn": [API_ACCOUNT],
         "Properties": {"AccessLogSetting": api_access_log_setting(), "TracingEnabled": True},
     }
-    resources.update(alarm_resources(settings, options, functions, stream_function=STREAM_FUNCTION))
+    resources.update(
+        alarm_resources(
+            settings,
+            options,
+            functions,
+            stream_function=STREAM_FUNCTION,
+            compaction_function=COMPACTION_FUNCTION,
+        )
+    )
     layer: Any = stream_layer
     if isinstance(stream_layer, Path):
         resources[PYARROW_LAYER] = _built_layer(settings, stream_layer)
         layer = {"Ref": PYARROW_LAYER}
-    resources[STREAM_FUNCTION]["Properties"]["Layers"] = [layer]
+    for function in PYARROW_FUNCTIONS:
+        resources[function]["Properties"]["Layers"] = [layer]
     return template
 
 
@@ -160,7 +184,8 @@ def _built_layer(settings: Settings, zip_path: Path) -> dict[str, Any]:
         "Type": "AWS::Serverless::LayerVersion",
         "Properties": {
             "LayerName": stage_resource_name(settings, LAYER_SUFFIX),
-            "Description": "pyarrow for the stream function (requirements-layer.txt)",
+            "Description": "pyarrow for the stream and compaction functions "
+            "(requirements-layer.txt)",
             "ContentUri": f"./{zip_path.as_posix()}",
             "CompatibleRuntimes": [f"python{runtime_python_version()}"],
             "CompatibleArchitectures": [ARCHITECTURE],

@@ -9,9 +9,9 @@ and, unless a layer ARN is chosen, ``pyarrow-layer.zip``. Then it fails when:
   them would fail only on AWS, at import);
 - the GraphQL function's package is over 15 MiB unzipped: the budget that keeps its cold
   start small (Chalice ships one ``deployment.zip`` for every function);
-- the stream function's package plus its layers could be over 262,144,000 bytes
-  unzipped: Lambda's "250 MB" limit, function and layers together (250 MiB; the figure
-  Lambda's refusal names);
+- the package plus the pyarrow layer, what the stream and compaction functions each
+  unpack, could be over 262,144,000 bytes unzipped: Lambda's "250 MB" limit, function
+  and layers together (250 MiB; the figure Lambda's refusal names);
 - the template has problems before or after the SAM transform (``deploy.validate``).
 
 Before the checks, ``deployment.zip`` gets the bytecode of its modules
@@ -49,6 +49,7 @@ from typing import Any
 from chalicelib.schema import load_schema
 from chalicelib.settings import PROJECT_ROOT, Settings
 from deploy.bytecode import BytecodeError, add_bytecode, startup_modules
+from deploy.compaction import compaction_problems
 from deploy.layer import BUILD, MIB, Layer, mib, stream_layer
 from deploy.merge import merge_template
 from deploy.names import app_name, function_names, name_problems
@@ -103,9 +104,9 @@ def check_package(out_dir: Path, chalice_output: str, layers: Sequence[Layer]) -
     total = size + sum(layer.unzipped_bytes for layer in layers)
     if total > LAMBDA_UNZIPPED_LIMIT:
         problems.append(
-            f"the stream function's package and layers take {mib(total)} ({total:,} bytes) "
-            f"unzipped, over Lambda's limit of {mib(LAMBDA_UNZIPPED_LIMIT)} "
-            f"({LAMBDA_UNZIPPED_LIMIT:,} bytes)"
+            f"the stream and compaction functions' package and layers take {mib(total)} "
+            f"({total:,} bytes) unzipped, over Lambda's limit of "
+            f"{mib(LAMBDA_UNZIPPED_LIMIT)} ({LAMBDA_UNZIPPED_LIMIT:,} bytes)"
         )
     return problems
 
@@ -116,7 +117,7 @@ def figures(out_dir: Path, layers: Sequence[Layer]) -> list[str]:
     total = size + sum(layer.unzipped_bytes for layer in layers)
     return [
         f"GraphQL function package: {mib(size)} unzipped (budget {mib(GRAPHQL_PACKAGE_LIMIT)})",
-        f"stream function: package and layers {mib(total)} unzipped "
+        f"stream and compaction functions: package and layers {mib(total)} unzipped "
         f"(Lambda's limit {mib(LAMBDA_UNZIPPED_LIMIT)})",
         *(f"  layer: {layer.description}" for layer in layers),
     ]
@@ -139,6 +140,7 @@ def package_stage(
     settings = stage_settings(stage, config_file, environment)
     app = stage_app(stage, config_file, variables)
     problems = name_problems(settings, stage, function_names(app).values())
+    problems += compaction_problems(config, stage, settings)
     if problems:
         return problems
     model = load_schema(settings.schema_file, check_sql=True)

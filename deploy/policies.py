@@ -16,6 +16,11 @@ and who makes the calls:
   polls the stream or a queue, an on-failure destination, the function's logs. The test
   checks these against the app's event sources.
 
+The lake's objects are granted by layer (``chalicelib.lake.layers``): live files under
+``tables/``, compacted files under ``compacted/``, tombstones under ``deleted/``. The
+stream function writes live files and tombstones, compaction folds both into compacted
+files, Athena reads all three.
+
 Roles are rendered from the table and from nothing else (:func:`function_policies`,
 :func:`function_role`): a grant exists only because a need says so.
 """
@@ -46,11 +51,24 @@ from deploy.resources import (
 # in app.py (``chalice.utils.to_cfn_resource_name`` of the handler's name).
 STREAM_FUNCTION, CASCADE_FUNCTION = "OnTableChange", "OnCascadeMessage"
 DELETION_FUNCTION, TRACKER_FUNCTION = "OnDeletionMessage", "OnAthenaStateChange"
-FUNCTIONS = (API_FUNCTION, STREAM_FUNCTION, CASCADE_FUNCTION, DELETION_FUNCTION, TRACKER_FUNCTION)
+COMPACTION_FUNCTION = "CompactLake"
+FUNCTIONS = (
+    API_FUNCTION,
+    STREAM_FUNCTION,
+    CASCADE_FUNCTION,
+    DELETION_FUNCTION,
+    TRACKER_FUNCTION,
+    COMPACTION_FUNCTION,
+)
+# The functions that read or write Parquet: they alone get the pyarrow layer.
+PYARROW_FUNCTIONS = (STREAM_FUNCTION, COMPACTION_FUNCTION)
 
-# The partition keys of task items (``task#<id>``) and the keys of lake objects.
+# The partition keys of task items (``task#<id>``), and the keys of each layer's lake
+# objects: live files, compacted files, tombstones.
 TASK_KEYS = f"{keys.TASK_PREFIX}#"
-LAKE_KEYS = f"{keys.LAKE_PREFIX}/"
+LIVE_KEYS = f"{keys.LAKE_PREFIX}/"
+COMPACTED_KEYS = f"{keys.COMPACTED_PREFIX}/"
+DELETED_KEYS = f"{keys.DELETED_PREFIX}/"
 
 
 class Target(Enum):
@@ -61,7 +79,9 @@ class Target(Enum):
     GSI2 = f"index {keys.GSI2}"
     STREAM = "the table's stream"
     LAKE_BUCKET = "the lake bucket"
-    LAKE_OBJECTS = f"lake objects under {LAKE_KEYS}"
+    LIVE_OBJECTS = f"live lake files under {LIVE_KEYS}"
+    COMPACTED_OBJECTS = f"compacted lake files under {COMPACTED_KEYS}"
+    TOMBSTONES = f"lake tombstones under {DELETED_KEYS}"
     RESULTS_BUCKET = "the bucket of the Athena output location"
     RESULTS_OBJECTS = "objects under the Athena output location"
     CASCADE_QUEUE = "the cascade queue"
@@ -73,6 +93,14 @@ class Target(Enum):
     GLUE_DATABASE = "the Glue database"
     GLUE_TABLES = "the Glue database's tables"
     LOG_GROUP = "the function's own log group"
+
+
+# Each layer's key prefix and its objects.
+LAYER_OBJECTS = {
+    LIVE_KEYS: Target.LIVE_OBJECTS,
+    COMPACTED_KEYS: Target.COMPACTED_OBJECTS,
+    DELETED_KEYS: Target.TOMBSTONES,
+}
 
 
 class Caller(Enum):
@@ -113,6 +141,9 @@ LAMBDA_STREAM_DESTINATION_DOC = (
 )
 LAMBDA_ASYNC_DESTINATION_DOC = (
     "https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html"
+)
+S3_CONDITIONAL_DELETE_DOC = (
+    "https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-delete-enforce.html"
 )
 LAMBDA_LOGS_DOC = "https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs.html"
 
@@ -192,20 +223,25 @@ _QUERY_ON_BEHALF = (
         why="the region of the bucket holding the tables' data",
         source=ATHENA_DATA_BUCKET_DOC,
     ),
-    _athena(
-        ("s3:ListBucket",),
-        Target.LAKE_BUCKET,
-        because_of=_START,
-        why="the Parquet files of each projected partition, listed under the table's "
-        "location (tables/<table>/year=…/month=…/day=…/)",
-        source=ATHENA_S3_DOC,
-        key_prefix=LAKE_KEYS,
+    *(
+        _athena(
+            ("s3:ListBucket",),
+            Target.LAKE_BUCKET,
+            because_of=_START,
+            why="a lake table is read through its three layers' Glue tables "
+            "(chalicelib.lake.layers.merged_select): the Parquet files of each projected "
+            f"partition, listed under each layer's location ({prefix}<table>/year=…/"
+            "month=…/day=…/)",
+            source=ATHENA_S3_DOC,
+            key_prefix=prefix,
+        )
+        for prefix in LAYER_OBJECTS
     ),
     _athena(
         ("s3:GetObject",),
-        Target.LAKE_OBJECTS,
+        *LAYER_OBJECTS.values(),
         because_of=_START,
-        why="the Parquet files the query scans",
+        why="the Parquet files the query scans: live files, compacted files, tombstones",
         source=ATHENA_S3_DOC,
     ),
     _athena(
@@ -307,9 +343,15 @@ FUNCTION_NEEDS: Mapping[str, tuple[Need, ...]] = {
         ),
         _code(
             ("s3:PutObject", "s3:DeleteObject"),
-            Target.LAKE_OBJECTS,
-            why="writes an entity's or join row's Parquet file, deletes it on REMOVE "
+            Target.LIVE_OBJECTS,
+            why="writes an entity's or join row's live Parquet file, deletes it on REMOVE "
             "(chalicelib.lake.stream)",
+        ),
+        _code(
+            ("s3:PutObject",),
+            Target.TOMBSTONES,
+            why="a REMOVE first writes the item's tombstone, which hides its compacted row "
+            "until compaction folds the removal in",
         ),
         _code(
             ("sqs:SendMessage",),
@@ -387,6 +429,42 @@ FUNCTION_NEEDS: Mapping[str, tuple[Need, ...]] = {
             why="a deletion task whose SELECT succeeded is queued for the deletion listener",
         ),
     ),
+    COMPACTION_FUNCTION: (
+        _code(
+            ("s3:ListBucket",),
+            Target.LAKE_BUCKET,
+            why="each lake table's live files, what changed since the last run "
+            "(chalicelib.lake.compaction)",
+            key_prefix=LIVE_KEYS,
+        ),
+        _code(
+            ("s3:ListBucket",),
+            Target.LAKE_BUCKET,
+            why="each lake table's tombstones, removals not folded yet",
+            key_prefix=DELETED_KEYS,
+        ),
+        _code(
+            ("s3:ListBucket",),
+            Target.LAKE_BUCKET,
+            why="the compacted generations of each changed partition",
+            key_prefix=COMPACTED_KEYS,
+        ),
+        _code(
+            ("s3:GetObject", "s3:DeleteObject"),
+            Target.LIVE_OBJECTS,
+            Target.TOMBSTONES,
+            why="reads each live file, then deletes each folded live file and tombstone "
+            "only if it is still the version read: a delete with If-Match (the ETag), "
+            "which S3 authorises as s3:DeleteObject and s3:GetObject both "
+            f"({S3_CONDITIONAL_DELETE_DOC})",
+        ),
+        _code(
+            ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"),
+            Target.COMPACTED_OBJECTS,
+            why="reads the partition's newest generation, writes the new one, deletes the "
+            "older ones",
+        ),
+    ),
 }
 
 # Every function writes its logs; Chalice creates the log group, with the stage's
@@ -441,7 +519,10 @@ def target_resources(settings: Settings, target: Target, handler: str = "") -> l
         Target.GSI2: _sub(f"${{{TABLE}.Arn}}/index/{keys.GSI2}"),
         Target.STREAM: _arn(TABLE, "StreamArn"),
         Target.LAKE_BUCKET: _arn(LAKE_BUCKET),
-        Target.LAKE_OBJECTS: _sub(f"${{{LAKE_BUCKET}.Arn}}/{LAKE_KEYS}*"),
+        **{
+            objects: _sub(f"${{{LAKE_BUCKET}.Arn}}/{prefix}*")
+            for prefix, objects in LAYER_OBJECTS.items()
+        },
         Target.RESULTS_BUCKET: (
             _arn(RESULTS_BUCKET)
             if bucket == settings.athena_results_bucket

@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from chalicelib.lake.catalog import glue_table_input
-from chalicelib.lake.columns import lake_tables
+from chalicelib.lake.layers import lake_layers
 from chalicelib.queues import DLQ_RETENTION_SECONDS, dead_letter_queue_name, queue_attributes
 from chalicelib.schema.model import SchemaModel
 from chalicelib.settings import Settings
@@ -278,7 +278,8 @@ def _queues_tls_only(logical_ids: list[str]) -> dict[str, Any]:
 
 
 def _catalog(settings: Settings, model: SchemaModel) -> dict[str, dict[str, Any]]:
-    """The Glue database and one native ``AWS::Glue::Table`` per lake table."""
+    """The Glue database and one native ``AWS::Glue::Table`` per layer of each lake table
+    (``t__live``, ``t__compacted``, ``t__deleted``)."""
     catalog_id = {"Ref": "AWS::AccountId"}
     resources: dict[str, dict[str, Any]] = {
         GLUE_DATABASE: {
@@ -289,23 +290,25 @@ def _catalog(settings: Settings, model: SchemaModel) -> dict[str, dict[str, Any]
             },
         }
     }
-    for spec in lake_tables(model):
-        logical_id = glue_table_logical_id(spec.name)
+    for layer in lake_layers(model):
+        logical_id = glue_table_logical_id(layer.name)
         if logical_id in resources:
-            raise ValueError(f"two lake tables map to the resource name {logical_id}")
+            raise ValueError(f"two lake table layers map to the resource name {logical_id}")
         resources[logical_id] = {
             "Type": "AWS::Glue::Table",
             "Properties": {
                 "CatalogId": catalog_id,
                 "DatabaseName": {"Ref": GLUE_DATABASE},
-                "TableInput": glue_table_input(spec, settings.lake_bucket),
+                "TableInput": glue_table_input(layer, settings.lake_bucket),
             },
         }
     return resources
 
 
 def glue_table_logical_id(table_name: str) -> str:
-    """``user_favorite_products`` → ``GlueTableUserFavoriteProducts``."""
+    """``user_favorite_products__live`` → ``GlueTableUserFavoriteProductsLive``: a Glue
+    table's name (a layer's, ``chalicelib.lake.layers``) as a logical id, which may hold
+    letters and digits only."""
     parts = re.split(r"[^A-Za-z0-9]+", table_name)
     return "GlueTable" + "".join(part[:1].upper() + part[1:] for part in parts)
 

@@ -7,13 +7,14 @@ template, so what it does not create comes from a CloudFormation stack beside it
    ``deploy.resources`` and a least-privilege role per function) and writes into the
    stage of ``.chalice/config.json`` what ``chalice deploy`` must be told: the account,
    the stream's real ARN and the queues (environment variables), each function's role,
-   and the stream function's pyarrow layer.
+   the pyarrow layer of the stream and compaction functions, and their timeouts.
 2. ``chalice deploy --stage <stage>`` creates the functions and wires the handlers.
 3. ``finish`` sets on the event-source mappings what Chalice cannot
    (``deploy.event_sources``), gives the Athena state-change tracker its on-failure
-   destination, and adds the API's usage plan and key to the stack. Chalice's own
-   redeploys change only batch sizes and never touch an asynchronous-invocation config,
-   so these settings stay.
+   destination and the lake's compaction its invocation settings (no retries:
+   ``deploy.compaction``), and adds the API's usage plan and key to the stack. Chalice's
+   own redeploys change only batch sizes and never touch an asynchronous-invocation
+   config, so these settings stay.
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ from chalicelib.schema import load_schema
 from chalicelib.schema.model import SchemaModel
 from chalicelib.settings import Settings
 from deploy.alarms import alarm_resources
+from deploy.compaction import (
+    compaction_invoke_settings,
+    compaction_problems,
+    compaction_timeout,
+)
 from deploy.event_sources import queue_settings, stream_settings, tracker_invoke_settings
 from deploy.layer import ARCHITECTURE, LAYER_SUFFIX, runtime_python_version
 from deploy.names import (
@@ -48,15 +54,19 @@ from deploy.names import (
 )
 from deploy.options import StageOptions, stage_options
 from deploy.policies import (
+    COMPACTION_FUNCTION,
+    PYARROW_FUNCTIONS,
     STREAM_FUNCTION,
     TRACKER_FUNCTION,
     function_policies,
     function_role,
 )
 from deploy.resources import (
+    ACCESS_LOGS_BUCKET,
     API_ACCESS_LOG_FORMAT,
     API_KEY,
     API_TIMEOUT_SECONDS,
+    RESULTS_BUCKET,
     resources_template,
     usage_plan,
 )
@@ -124,7 +134,15 @@ def stack_template(
     their Chalice names."""
     template = resources_template(settings, model, options)
     resources, outputs = template["Resources"], template["Outputs"]
-    resources.update(alarm_resources(settings, options, functions, stream_function=STREAM_FUNCTION))
+    resources.update(
+        alarm_resources(
+            settings,
+            options,
+            functions,
+            stream_function=STREAM_FUNCTION,
+            compaction_function=COMPACTION_FUNCTION,
+        )
+    )
     for function, statements in function_policies(settings).items():
         resources[f"{function}Role"] = function_role(settings, functions[function], statements)
         outputs[f"{function}{ROLE_OUTPUT_SUFFIX}"] = {
@@ -141,13 +159,12 @@ def apply_stack(
 ) -> dict[str, str]:
     """Create the stack or update it to ``template``, wait for it, and return its outputs.
 
-    CloudFormation takes a template of at most 51,200 bytes inline; a larger one (a
-    schema with many types) goes through ``template_bucket``, a bucket of the user's,
-    since the stack's own buckets may not exist yet."""
+    CloudFormation takes a template of at most 51,200 bytes inline; a larger one goes
+    through ``template_bucket`` (:func:`apply_stage_stack` picks one)."""
     cloudformation = session.client("cloudformation")
     body = json.dumps(template, separators=(",", ":"))
     arguments: dict[str, Any] = {"StackName": name, "Capabilities": ["CAPABILITY_IAM"]}
-    if len(body.encode()) <= INLINE_TEMPLATE_LIMIT:
+    if fits_inline(template):
         arguments["TemplateBody"] = body
     elif template_bucket is None:
         raise DeployError(
@@ -162,14 +179,7 @@ def apply_stack(
             "get_object", Params={"Bucket": template_bucket, "Key": key}, ExpiresIn=3600
         )
     try:
-        cloudformation.describe_stacks(StackName=name)
-        exists = True
-    except ClientError as error:
-        if "does not exist" not in str(error):
-            raise
-        exists = False
-    try:
-        if exists:
+        if stack_exists(cloudformation, name):
             cloudformation.update_stack(**arguments)
             waiter = "stack_update_complete"
         else:
@@ -191,6 +201,62 @@ def apply_stack(
     return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
 
 
+def fits_inline(template: Mapping[str, Any]) -> bool:
+    """Whether CloudFormation takes the template inline (``TemplateBody``)."""
+    return len(json.dumps(template, separators=(",", ":")).encode()) <= INLINE_TEMPLATE_LIMIT
+
+
+def stack_exists(cloudformation: Any, name: str) -> bool:
+    try:
+        cloudformation.describe_stacks(StackName=name)
+    except ClientError as error:
+        if "does not exist" not in str(error):
+            raise
+        return False
+    return True
+
+
+# What a stage's stack holds before its template can go through its own results bucket:
+# that bucket, with the access-logs bucket it logs to, and their policies.
+STAGING_RESOURCES = (
+    RESULTS_BUCKET,
+    f"{RESULTS_BUCKET}Policy",
+    ACCESS_LOGS_BUCKET,
+    f"{ACCESS_LOGS_BUCKET}Policy",
+)
+
+
+def apply_stage_stack(
+    session: Any,
+    settings: Settings,
+    template: Mapping[str, Any],
+    *,
+    template_bucket: str | None = None,
+) -> dict[str, str]:
+    """The stage's stack, created or updated to ``template``; its outputs.
+
+    A template over CloudFormation's inline limit (the Glue tables, three per lake
+    table, make the example schema's one) goes through ``template_bucket`` when one is
+    given, else through the stage's own Athena results bucket, as the pyarrow layer
+    does. A stack that does not exist yet is first created with that bucket alone
+    (:data:`STAGING_RESOURCES`, defined as in the full template, so the update that
+    follows keeps them as they are)."""
+    name = stack_name(settings)
+    if template_bucket is None and not fits_inline(template):
+        if not stack_exists(session.client("cloudformation"), name):
+            resources = template["Resources"]
+            staging = {
+                "AWSTemplateFormatVersion": template["AWSTemplateFormatVersion"],
+                "Description": template["Description"],
+                "Resources": {
+                    logical_id: resources[logical_id] for logical_id in STAGING_RESOURCES
+                },
+            }
+            apply_stack(session, name, staging)
+        template_bucket = settings.athena_results_bucket
+    return apply_stack(session, name, template, template_bucket=template_bucket)
+
+
 def _first_failure(cloudformation: Any, name: str) -> str:
     events = cloudformation.describe_stack_events(StackName=name)["StackEvents"]
     for event in reversed(events):
@@ -210,12 +276,14 @@ def configure_stage(
     stream_layer: str,
     project_app_name: str,
     log_retention_in_days: int,
+    compaction_timeout_seconds: int,
 ) -> dict[str, Any]:
     """The Chalice config with the stage pointed at the stack's resources and roles.
 
     ``app_name`` leads every function name Chalice gives (``<app_name>-<stage>-…``), so
     it is the project's, and two projects never share a function; the stage's log
-    retention is written so Chalice makes each log group with it."""
+    retention is written so Chalice makes each log group with it. ``stream_layer`` (the
+    pyarrow layer's ARN) goes to the stream and compaction functions."""
     updated: dict[str, Any] = json.loads(json.dumps(config))
     updated["app_name"] = project_app_name
     stage_config = updated["stages"][stage]
@@ -233,8 +301,10 @@ def configure_stage(
         if role is None:
             raise DeployError(f"the stack has no role for {name} ({logical_id})")
         functions.setdefault(name, {})["iam_role_arn"] = role
-    functions[names[STREAM_FUNCTION]]["layers"] = [stream_layer]
+    for function in PYARROW_FUNCTIONS:
+        functions[names[function]]["layers"] = [stream_layer]
     functions[names[API_FUNCTION]]["lambda_timeout"] = API_TIMEOUT_SECONDS
+    functions[names[COMPACTION_FUNCTION]]["lambda_timeout"] = compaction_timeout_seconds
     for listener in listeners:  # chalicelib.queues: six times this is the visibility
         functions[listener]["lambda_timeout"] = FUNCTION_TIMEOUT_SECONDS
     return updated
@@ -301,6 +371,31 @@ def configure_tracker(
             return f"{resource['name']} (failed events to {queue})"
     raise DeployError(
         f"the deployed stage has no tracker ({TRACKER_FUNCTION}): run chalice deploy first"
+    )
+
+
+def configure_compaction(
+    lambda_client: Any, deployed: Mapping[str, Any], settings: Settings
+) -> str:
+    """Give the compaction function Chalice deployed its asynchronous-invocation settings
+    (``deploy.compaction``), on ``$LATEST`` as in path (a); its description. Without a
+    destination, no role is involved, so Lambda takes them at once."""
+    for resource in deployed.get("resources", []):
+        if (
+            resource.get("resource_type") == "lambda_function"
+            and to_cfn_resource_name(resource["name"]) == COMPACTION_FUNCTION
+        ):
+            invoke = compaction_invoke_settings(settings)
+            lambda_client.put_function_event_invoke_config(
+                FunctionName=resource["lambda_arn"], Qualifier="$LATEST", **invoke
+            )
+            return (
+                f"{resource['name']} (no retries; an event is dropped after "
+                f"{invoke['MaximumEventAgeInSeconds']} s)"
+            )
+    raise DeployError(
+        f"the deployed stage has no compaction function ({COMPACTION_FUNCTION}): run chalice "
+        "deploy first"
     )
 
 
@@ -377,6 +472,7 @@ def prepare_stage(
     app = stage_app(stage, config_file, {**variables, "OCG_ACCOUNT_ID": account_id})
     functions = function_names(app)
     problems = name_problems(settings, stage, functions.values())
+    problems += compaction_problems(config, stage, settings)
     if problems:
         raise DeployError("; ".join(problems))
     model = load_schema(settings.schema_file, check_sql=True)
@@ -384,7 +480,7 @@ def prepare_stage(
     deployed = read_deployed_if_any(config_file.parent.parent, stage)
     api = deployed_api(deployed, api_stage(config, stage)) if deployed else None
     template = stack_template(settings, model, options, functions, api=api)
-    outputs = apply_stack(session, name, template, template_bucket=template_bucket)
+    outputs = apply_stage_stack(session, settings, template, template_bucket=template_bucket)
     if isinstance(stream_layer, Path):
         stream_layer = publish_layer(session, settings, stream_layer)
     write_config(
@@ -398,6 +494,7 @@ def prepare_stage(
             stream_layer=stream_layer,
             project_app_name=app_name(settings),
             log_retention_in_days=options.log_retention_in_days,
+            compaction_timeout_seconds=compaction_timeout(settings),
         ),
         config_file,
     )
@@ -410,6 +507,7 @@ class FinishedStage:
     api_key_id: str
     event_sources: list[str]
     tracker: str
+    compaction: str
 
 
 def finish_stage(
@@ -420,8 +518,8 @@ def finish_stage(
     template_bucket: str | None = None,
 ) -> FinishedStage:
     """Step 3, after ``chalice deploy``: the usage plan for its API, the API stage's
-    access log and tracing, the mappings' settings, and the tracker's on-failure
-    destination."""
+    access log and tracing, the mappings' settings, the tracker's on-failure
+    destination, and the compaction's invocation settings."""
     aws_region = region(session)
     settings = stage_settings(stage, config_file, {**os.environ, **region_variables(aws_region)})
     config = read_config(config_file)
@@ -429,17 +527,17 @@ def finish_stage(
     deployed = read_deployed(config_file.parent.parent, stage)
     api = deployed_api(deployed, api_stage(config, stage))
     model = load_schema(settings.schema_file, check_sql=True)
-    name = stack_name(settings)
     functions = function_names(stage_app(stage, config_file, region_variables(aws_region)))
     template = stack_template(settings, model, options, functions, api=api)
-    outputs = apply_stack(session, name, template, template_bucket=template_bucket)
+    outputs = apply_stage_stack(session, settings, template, template_bucket=template_bucket)
     log_api_stage(session.client("apigateway"), api, outputs["ApiAccessLogsArn"])
     lambda_client = session.client("lambda")
     tuned = tune_event_sources(
         lambda_client, deployed, outputs["StreamFailuresArn"], options.queue_max_concurrency
     )
     tracker = configure_tracker(lambda_client, deployed, outputs["TrackerFailuresArn"])
-    return FinishedStage(api, outputs["ApiKeyId"], tuned, tracker)
+    compaction = configure_compaction(lambda_client, deployed, settings)
+    return FinishedStage(api, outputs["ApiKeyId"], tuned, tracker, compaction)
 
 
 def log_api_stage(apigateway: Any, api: DeployedApi, access_logs_arn: str) -> None:
@@ -479,7 +577,7 @@ def publish_layer(session: Any, settings: Settings, zip_path: Path) -> str:
     session.client("s3").put_object(Bucket=settings.athena_results_bucket, Key=key, Body=body)
     published = functions.publish_layer_version(
         LayerName=name,
-        Description=f"pyarrow for the stream function, sha256 {digest}",
+        Description=f"pyarrow for the stream and compaction functions, sha256 {digest}",
         Content={"S3Bucket": settings.athena_results_bucket, "S3Key": key},
         CompatibleRuntimes=[f"python{runtime_python_version()}"],
         CompatibleArchitectures=[ARCHITECTURE],

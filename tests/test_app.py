@@ -87,6 +87,7 @@ def test_app_declares_every_handler_of_the_system(shop: LoadedApp) -> None:
         "on_cascade_message",
         "on_deletion_message",
         "on_athena_state_change",
+        "compact_lake",
     }
     assert sources["on_table_change"].stream_arn == settings.table_stream_arn
     # The lake must see every change, including those made before the mapping existed.
@@ -96,6 +97,9 @@ def test_app_declares_every_handler_of_the_system(shop: LoadedApp) -> None:
     assert sources["on_athena_state_change"].event_pattern["detail"] == {
         "workgroupName": [settings.athena_workgroup]
     }
+    # EventBridge runs the lake's compaction every OCG_COMPACTION_MINUTES.
+    schedule = sources["compact_lake"].schedule_expression
+    assert schedule.to_string() == f"rate({settings.compaction_minutes} minutes)"
 
 
 def test_closing_the_services_stops_what_they_started(shop: LoadedApp) -> None:
@@ -173,12 +177,13 @@ with mock_aws():
         '{ taskResultUsersByCity(taskId: "%s") { taskStatus result { name } } }' % task_id
     )
     print(json.dumps(result.get("data") or result))
-    print([m for m in ("pyarrow", "pandas", "duckdb", "sqlglot") if m in sys.modules])
+    print([m for m in ("pyarrow", "pandas", "duckdb") if m in sys.modules])
 """
 
 
 def test_tasks_on_aws_run_on_athena_without_any_heavy_library() -> None:
-    """The GraphQL function renders and starts SQL with no parser, engine or Arrow."""
+    """The GraphQL function renders and starts SQL with no engine or Arrow (the trigger
+    imports sqlglot, pure Python, to read each lake table through its layers)."""
     result = run_python(
         TASK_REQUESTS_ON_AWS,
         **AWS_ENV,

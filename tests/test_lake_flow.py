@@ -163,7 +163,7 @@ def test_the_glue_catalogue_describes_the_lake_and_duckdb_reads_it(library: Load
     settings = library.services.settings
 
     glue = library.services.client("glue")
-    table = glue.get_table(DatabaseName=settings.glue_database, Name="book")["Table"]
+    table = glue.get_table(DatabaseName=settings.glue_database, Name="book__live")["Table"]
     columns = [(c["Name"], c["Type"]) for c in table["StorageDescriptor"]["Columns"]]
     assert columns[:4] == [("id", "string"), ("title", "string"), ("pages", "bigint"),
                            ("price", "double")]  # fmt: skip

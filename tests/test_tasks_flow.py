@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from chalicelib import keys
-from chalicelib.lake.columns import lake_tables
+from chalicelib.lake.layers import lake_layers
 from chalicelib.local.athena import LocalAthena
 from tests.conftest import LoadedApp, create
 
@@ -75,7 +75,7 @@ def hold_queries(app: LoadedApp) -> list[Callable[[], None]]:
     jobs: list[Callable[[], None]] = []
     services.__dict__["query_engine"] = LocalAthena(
         settings.local_lake_dir,
-        lake_tables(services.model),
+        lake_layers(services.model),
         workgroup=settings.athena_workgroup,
         region=settings.region,
         account_id=settings.account_id,

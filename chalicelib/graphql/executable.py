@@ -18,6 +18,7 @@ from chalicelib.graphql.context import RequestContext
 from chalicelib.graphql.joins import insert_mutation_resolver
 from chalicelib.graphql.scalars import aws_scalars
 from chalicelib.graphql.tasks import deletion_task_resolvers, query_task_resolvers
+from chalicelib.lake.layers import merged_tables
 from chalicelib.schema import naming
 from chalicelib.schema.model import Entity, SchemaModel
 from chalicelib.schema.sdl import public_sdl
@@ -81,12 +82,13 @@ def _sql_resolvers(model: SchemaModel) -> tuple[dict[str, Resolver], dict[str, R
     """The fields of ``@sql_query``: query tasks, deletion tasks and join INSERTs."""
     queries: dict[str, Resolver] = {}
     mutations: dict[str, Resolver] = {}
+    lake = merged_tables(model)
     for task in model.query_tasks:
-        trigger, result = query_task_resolvers(model, task)
+        trigger, result = query_task_resolvers(model, task, lake)
         queries[naming.task_result_field(task.name)] = result
         mutations[naming.trigger_task_field(task.name)] = trigger
     for deletion in model.delete_mutations:
-        trigger, result = deletion_task_resolvers(deletion)
+        trigger, result = deletion_task_resolvers(deletion, lake)
         queries[naming.task_result_field(deletion.name)] = result
         mutations[naming.trigger_task_field(deletion.name)] = trigger
     for insert in model.insert_mutations:

@@ -1,13 +1,16 @@
 """Resolvers of the SQL task fields: ``triggerTask…`` and ``taskResult…`` (DESIGN §2, §5).
 
 A trigger renders the field's SQL with the request's arguments (``sql.render``: literals,
-never spliced text) and starts it; a result read returns the task's state and, once it
+never spliced text), reads each lake table through its layers
+(``chalicelib.lake.layers``: what compaction has folded and what it has not, as one
+table) and starts it; sqlglot, which finds the tables, is imported by the first trigger,
+not at start-up. A result read returns the task's state and, once it
 SUCCEEDED, its rows typed by the field's result type.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError, GraphQLResolveInfo
@@ -41,15 +44,20 @@ def _task_fields(task: Task) -> dict[str, Any]:
     }
 
 
-def query_task_resolvers(model: SchemaModel, task: QueryTask) -> tuple[Resolver, Resolver]:
-    """The trigger (Mutation) and the result read (Query) of one ``@sql_query`` field."""
+def query_task_resolvers(
+    model: SchemaModel, task: QueryTask, lake: Mapping[str, str]
+) -> tuple[Resolver, Resolver]:
+    """The trigger (Mutation) and the result read (Query) of one ``@sql_query`` field;
+    ``lake`` is :func:`chalicelib.lake.layers.merged_tables` of the model."""
     fields = next((t.fields for t in model.task_responses if t.name == task.result.name), ())
     rows = RowReader(task.result, fields, f"Query.{task.name}")
     result_field = naming.task_result_field(task.name)
 
     def trigger(_: Any, info: Info, **arguments: Any) -> dict[str, str]:
+        from chalicelib.sql.analysis import read_through
+
         try:
-            sql = render(task.sql, task.arguments, arguments)
+            sql = read_through(render(task.sql, task.arguments, arguments), lake)
         except RenderError as error:
             raise GraphQLError(str(error)) from None
         started = _tasks(info).trigger(TaskType.QUERY, task.name, sql)
@@ -90,7 +98,9 @@ def query_task_resolvers(model: SchemaModel, task: QueryTask) -> tuple[Resolver,
     return trigger, result
 
 
-def deletion_task_resolvers(delete: DeleteMutation) -> tuple[Resolver, Resolver]:
+def deletion_task_resolvers(
+    delete: DeleteMutation, lake: Mapping[str, str]
+) -> tuple[Resolver, Resolver]:
     """The trigger (Mutation) and the result read (Query) of one DELETE mutation.
 
     The DELETE runs as the SELECT of what it deletes (DESIGN §6), built from the
@@ -99,10 +109,12 @@ def deletion_task_resolvers(delete: DeleteMutation) -> tuple[Resolver, Resolver]
     """
 
     def trigger(_: Any, info: Info, **arguments: Any) -> dict[str, str]:
-        from chalicelib.sql.analysis import delete_to_select
+        from chalicelib.sql.analysis import delete_to_select, read_through
 
         try:
-            sql = delete_to_select(render(delete.sql, delete.arguments, arguments))
+            sql = read_through(
+                delete_to_select(render(delete.sql, delete.arguments, arguments)), lake
+            )
         except RenderError as error:
             raise GraphQLError(str(error)) from None
         started = _tasks(info).trigger(TaskType.DELETION, delete.name, sql)

@@ -1,4 +1,6 @@
-"""The Glue catalog of the lake (DESIGN §4): one external Parquet table per lake table.
+"""The Glue catalog of the lake (DESIGN §4): one external Parquet table per layer of each
+lake table (``chalicelib.lake.layers``: ``t__live``, ``t__compacted``, ``t__deleted``);
+task SQL reads a lake table through the three.
 
 The definitions are pure data built from the same :class:`TableSpec` as the files, so
 local start-up (``ensure_catalog``) and deployment (CloudFormation) describe the files
@@ -23,7 +25,7 @@ import contextlib
 from typing import Any
 
 from chalicelib import keys
-from chalicelib.lake.columns import TableSpec, lake_tables
+from chalicelib.lake.layers import Layer, lake_layers
 from chalicelib.schema.model import SchemaModel
 
 DEFAULT_YEARS = (2020, 2099)
@@ -33,8 +35,8 @@ PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
 # As ``keys.lake_object_key`` spells them in object keys.
 
 
-def table_location(bucket: str, table: str) -> str:
-    return f"s3://{bucket}/{keys.lake_table_prefix(table)}"
+def table_location(bucket: str, layer: Layer) -> str:
+    return f"s3://{bucket}/{layer.prefix}"
 
 
 def _projection(location: str, years: tuple[int, int]) -> dict[str, str]:
@@ -55,10 +57,11 @@ def _projection(location: str, years: tuple[int, int]) -> dict[str, str]:
 
 
 def glue_table_input(
-    spec: TableSpec, bucket: str, *, years: tuple[int, int] = DEFAULT_YEARS
+    layer: Layer, bucket: str, *, years: tuple[int, int] = DEFAULT_YEARS
 ) -> dict[str, Any]:
-    """The ``TableInput`` of one lake table, as ``glue.create_table`` takes it."""
-    location = table_location(bucket, spec.name)
+    """The ``TableInput`` of one layer of a lake table, as ``glue.create_table`` takes it."""
+    location = table_location(bucket, layer)
+    spec = layer.spec
     return {
         "Name": spec.name,
         "TableType": "EXTERNAL_TABLE",
@@ -87,8 +90,8 @@ def glue_table_input(
 def glue_table_inputs(
     model: SchemaModel, bucket: str, *, years: tuple[int, int] = DEFAULT_YEARS
 ) -> list[dict[str, Any]]:
-    """One ``TableInput`` per entity and per join table of the schema."""
-    return [glue_table_input(spec, bucket, years=years) for spec in lake_tables(model)]
+    """One ``TableInput`` per layer of each entity's and each join table's lake table."""
+    return [glue_table_input(layer, bucket, years=years) for layer in lake_layers(model)]
 
 
 def ensure_catalog(

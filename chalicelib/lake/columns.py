@@ -90,6 +90,9 @@ class TableSpec:
 
     name: str
     columns: tuple[Column, ...]
+    # The column that names a row, as its object's file name does: what compaction and
+    # the merged read (``chalicelib.lake.layers``) match a row's versions by.
+    key: str = "id"
 
 
 def column_type(ref: TypeRef) -> ColumnType:
@@ -121,6 +124,7 @@ def join_row_table(table: JoinTable) -> TableSpec:
             Column(keys.LAKE_S3_KEY, ColumnType.STRING),
             Column(keys.CREATED_AT, ColumnType.TIMESTAMP),
         ),
+        key=keys.JOIN_ROW_RELATION_ID,
     )
 
 

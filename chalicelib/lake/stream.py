@@ -1,9 +1,12 @@
 """DynamoDB stream -> the lake (DESIGN §4): the only writer of ``tables/``.
 
-Each INSERT or MODIFY of an entity or join row item writes its whole Parquet file,
-each REMOVE deletes it, and an entity REMOVE also asks the cascade queue to remove the
-entity's relations. Writes are full overwrites keyed by the item, so applying a record
-twice is the same as applying it once; that is what makes retries safe.
+Each INSERT or MODIFY of an entity or join row item writes its whole Parquet file
+(the live layer, ``chalicelib.lake.layers``); each REMOVE writes the item's tombstone,
+which hides a compacted copy of it, then deletes its file; an entity REMOVE also asks
+the cascade queue to remove the entity's relations. Compaction is none of this
+module's business: a live file always wins over compacted rows. Writes are full
+overwrites keyed by the item, so applying a record twice is the same as applying it
+once; that is what makes retries safe.
 
 Nothing is dropped. A record that fails is reported in the partial batch response;
 Lambda then resumes the shard from the lowest reported sequence number, so only the
@@ -43,7 +46,8 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from chalicelib import keys
 from chalicelib.lake.columns import TableSpec, entity_table, join_row_table, parse_timestamp
-from chalicelib.lake.objects import ObjectStore
+from chalicelib.lake.layers import REMOVAL, tombstone_spec
+from chalicelib.lake.objects import ObjectWriter
 from chalicelib.schema.model import SchemaModel
 from chalicelib.telemetry import log_fields, metrics
 
@@ -69,6 +73,7 @@ class _Change:
     sequence_number: str
     event_id: str | None  # the record's eventID: the correlation id of its log lines
     object_key: str
+    item_id: str
     table: TableSpec
     # The row's attributes by column name; None deletes the object.
     values: Mapping[str, object] | None
@@ -139,7 +144,7 @@ def _read_change(index: int, record: Mapping[str, Any], tables: _Tables) -> _Cha
     object_key = keys.lake_object_key(table.name, created_utc, item_id)
     record_ids = (index, str(stream["SequenceNumber"]), record.get("eventID"))
     if event_name == "REMOVE":
-        return _Change(*record_ids, object_key, table, None, removed_entity)
+        return _Change(*record_ids, object_key, item_id, table, None, removed_entity)
     values: dict[str, object] = {
         column.name: _deserialize(image[column.name])
         for column in table.columns
@@ -147,14 +152,14 @@ def _read_change(index: int, record: Mapping[str, Any], tables: _Tables) -> _Cha
     }
     if prefix == keys.JOIN_ROW_PREFIX:
         values[keys.LAKE_S3_KEY] = object_key
-    return _Change(*record_ids, object_key, table, values)
+    return _Change(*record_ids, object_key, item_id, table, values)
 
 
 def _apply_in_order(
     changes: list[_Change],
     *,
     encode: Encoder,
-    object_store: ObjectStore,
+    object_store: ObjectWriter,
     sqs_client: Any,
     cascade_queue_url: str,
 ) -> _Applied:
@@ -164,7 +169,16 @@ def _apply_in_order(
         with log_fields(correlationId=change.event_id):
             try:
                 if change.values is None:
+                    tombstone = {
+                        change.table.key: change.item_id,
+                        REMOVAL: change.sequence_number,
+                    }
+                    object_store.put(
+                        keys.tombstone_key(change.object_key),
+                        encode(tombstone_spec(change.table), tombstone),
+                    )
                     object_store.delete(change.object_key)
+                    written += 1
                     deleted += 1
                 else:
                     object_store.put(change.object_key, encode(change.table, change.values))
@@ -198,7 +212,7 @@ def process_stream_event(
     event: Mapping[str, Any],
     *,
     model: SchemaModel,
-    object_store: ObjectStore,
+    object_store: ObjectWriter,
     sqs_client: Any,
     cascade_queue_url: str,
     max_workers: int = DEFAULT_MAX_WORKERS,

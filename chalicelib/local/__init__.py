@@ -17,6 +17,7 @@ from chalicelib.local.aws import (
     stop_embedded_aws,
 )
 from chalicelib.local.events import EventPatternError, LocalEventRuntime
+from chalicelib.local.schedules import LocalSchedules
 from chalicelib.settings import Settings
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "EventPatternError",
     "LocalEventRuntime",
     "LocalRuntime",
+    "LocalSchedules",
     "start_embedded_aws",
     "start_local_runtime",
     "stop_embedded_aws",
@@ -33,13 +35,17 @@ __all__ = [
 
 @dataclass(frozen=True)
 class LocalRuntime:
-    """The emulated AWS and the delivery of its events to one app's handlers."""
+    """The emulated AWS, the delivery of its events to one app's handlers, and the
+    app's schedules."""
 
     aws: EmbeddedAWS
     events: LocalEventRuntime
+    schedules: LocalSchedules
 
     def stop(self) -> None:
-        """Stop delivering events; the emulated AWS lives as long as the process."""
+        """Stop delivering events and firing schedules; the emulated AWS lives as long as
+        the process."""
+        self.schedules.stop()
         self.events.stop()
 
 
@@ -53,4 +59,6 @@ def start_local_runtime(
     aws = start_embedded_aws(settings)
     events = LocalEventRuntime(app, aws, settings, poll_interval=poll_interval)
     events.start()
-    return LocalRuntime(aws, events)
+    schedules = LocalSchedules(app, settings, interval=settings.local_compaction_seconds)
+    schedules.start()
+    return LocalRuntime(aws, events, schedules)

@@ -6,6 +6,10 @@ request token), the query runs in the background, every state change is announce
 "Athena Query State Change" event built exactly as EventBridge delivers it, and rows
 are read in pages of Athena's text. The SQL is Trino SQL, transpiled by sqlglot.
 
+The engine's tables are the lake's layers (``chalicelib.lake.layers``: ``t__live``,
+``t__compacted``, ``t__deleted``), as Glue has them; the task SQL reads a lake table
+through all three, as on Athena.
+
 Speed is the design point. A query over a table that is a directory of one-row
 Parquet files (the lake holds one file per entity) would spend almost all its time
 opening files: DuckDB's ``read_parquet`` needs 0.2-0.6 ms per file, pyarrow 0.2 ms,
@@ -48,6 +52,7 @@ from typing import Any
 
 from chalicelib import keys
 from chalicelib.lake.columns import Column, ColumnType, TableSpec
+from chalicelib.lake.layers import Layer
 from chalicelib.tasks.engine import (
     MAX_PAGE_ROWS,
     EngineError,
@@ -174,9 +179,9 @@ class _Worker:
 
 
 class LocalAthena:
-    """The query engine of the embedded default: DuckDB over ``<lake_dir>/tables/``.
+    """The query engine of the embedded default: DuckDB over ``<lake_dir>``.
 
-    ``tables`` are the lake's tables (``lake_tables(model)``); each is queryable under
+    ``tables`` are the lake's layers (``lake_layers(model)``); each is queryable under
     its name with its Glue columns, typed as Athena types them, and the partition
     columns ``year``, ``month``, ``day`` (strings), even before it has a file.
 
@@ -188,7 +193,7 @@ class LocalAthena:
     def __init__(
         self,
         lake_dir: Path,
-        tables: Sequence[TableSpec],
+        tables: Sequence[Layer],
         *,
         workgroup: str,
         region: str,
@@ -197,13 +202,17 @@ class LocalAthena:
         run: Runner | None = None,
     ) -> None:
         self._lake_dir = Path(lake_dir)
-        self._specs = {spec.name.lower(): spec for spec in tables}
-        if len(self._specs) != len(tables):
+        self._layers = {layer.name.lower(): layer for layer in tables}
+        if len(self._layers) != len(tables):
             raise ValueError("two lake tables have the same name (names are case-insensitive)")
-        for spec in tables:
-            clash = {c.name.lower() for c in spec.columns} & set(keys.PARTITION_KEYS)
+        # A changed object's layer, by its key's first two parts.
+        self._by_prefix = {
+            tuple(layer.prefix.split("/")[:2]): name for name, layer in self._layers.items()
+        }
+        for layer in tables:
+            clash = {c.name.lower() for c in layer.spec.columns} & set(keys.PARTITION_KEYS)
             if clash:
-                raise ValueError(f"table {spec.name} has a column named like a partition: {clash}")
+                raise ValueError(f"table {layer.name} has a column named like a partition: {clash}")
         self._workgroup = workgroup
         self._region = region
         self._account_id = account_id
@@ -333,12 +342,9 @@ class LocalAthena:
 
         Refreshing remains the query's own first step: this only moves the work ahead.
         """
-        parts = key.split("/")
-        if len(parts) < 2 or parts[0] != keys.LAKE_PREFIX:
-            return
-        name = parts[1].lower()
+        name = self._by_prefix.get(tuple(key.split("/")[:2]))
         with self._lock:
-            if self._closed or name not in self._specs:
+            if self._closed or name is None:
                 return
             self._changed_keys.setdefault(name, set()).add(key)
             if self._following:
@@ -417,7 +423,7 @@ class LocalAthena:
         if self._disposed:
             raise EngineError("the local query engine was closed before the query ran")
         if self._lake is None:
-            self._lake = _LoadedLake(self._lake_dir, tuple(self._specs.values()))
+            self._lake = _LoadedLake(self._lake_dir, tuple(self._layers.values()))
         return self._lake
 
     def _follow(self) -> None:
@@ -436,7 +442,7 @@ class LocalAthena:
         try:
             with self._db_lock:
                 lake = self._connected()
-                lake.refresh(self._specs)
+                lake.refresh(self._layers)
         except Exception:
             logger.exception("local Athena could not preload the lake")
 
@@ -448,7 +454,7 @@ class LocalAthena:
             with self._db_lock:
                 lake = self._connected()
                 started = time.perf_counter()
-                lake.refresh(name for name in table_names if name in self._specs)
+                lake.refresh(name for name in table_names if name in self._layers)
                 read_seconds = time.perf_counter() - started
                 started = time.perf_counter()
                 try:
@@ -731,11 +737,16 @@ def _interval_text(value: timedelta) -> str:
 class _LoadedLake:
     """One DuckDB connection holding every table's rows, and which file each came from."""
 
-    def __init__(self, lake_dir: Path, specs: Sequence[TableSpec]) -> None:
+    def __init__(self, lake_dir: Path, layers: Sequence[Layer]) -> None:
         import duckdb
 
-        self._root = lake_dir / keys.LAKE_PREFIX
-        self._specs = {spec.name.lower(): spec for spec in specs}
+        self._root = lake_dir
+        self._specs = {layer.name.lower(): layer.spec for layer in layers}
+        # Each layer's directory: ``<lake_dir>/<layer prefix>``.
+        self._dirs = {
+            layer.name.lower(): str(lake_dir.joinpath(*layer.prefix.strip("/").split("/")))
+            for layer in layers
+        }
         self._loaded: dict[str, dict[str, Signature]] = {name: {} for name in self._specs}
         self.files_read = 0
         self._connection = duckdb.connect(config=DUCKDB_CONFIG)
@@ -745,7 +756,7 @@ class _LoadedLake:
         # queries themselves run on tables of thousands of rows, where one is plenty.
         self._connection.execute("SET threads = 1")
         self._connection.execute(f"CREATE SCHEMA {_STORE_SCHEMA}")
-        for spec in specs:
+        for spec in self._specs.values():
             self._create(spec)
 
     def close(self) -> None:
@@ -779,7 +790,7 @@ class _LoadedLake:
         spec = self._specs[name]
         paths = {
             path
-            for path in (_table_file(self._root, spec, key) for key in object_keys)
+            for path in (_table_file(self._dirs[name], key) for key in object_keys)
             if path is not None
         }
         self._refresh(spec, lambda: _stat_files(paths), paths)
@@ -792,7 +803,8 @@ class _LoadedLake:
         A file rewritten in between is loaded as read and, its recorded signature being
         the older one, read again by the next refresh.
         """
-        self._refresh(spec, lambda: _list_table(self._root / spec.name), None)
+        directory = self._dirs[spec.name.lower()]
+        self._refresh(spec, lambda: _list_table(Path(directory)), None)
 
     def _refresh(
         self,
@@ -891,23 +903,13 @@ def _duckdb_type(column: Column) -> str:
     return f"{base}[]" if column.is_list else base
 
 
-def _table_file(root: Path, spec: TableSpec, key: str) -> str | None:
-    """The path :func:`_list_table` gives the lake object ``key`` of ``spec``'s table,
-    or None for an object a listing skips (not a partition's Parquet file)."""
-    parts = key.split("/")
-    if (
-        len(parts) != len(keys.PARTITION_KEYS) + 3
-        or parts[1] != spec.name
-        or not all(
-            part.startswith(f"{name}=")
-            for part, name in zip(parts[2:-1], keys.PARTITION_KEYS, strict=True)
-        )
-        or not parts[-1].endswith(".parquet")
-        or parts[-1].startswith((".", "_"))
-    ):
+def _table_file(table_dir: str, key: str) -> str | None:
+    """The path :func:`_list_table` gives the lake object ``key`` of the layer in
+    ``table_dir``, or None for an object a listing skips (not a partition's file)."""
+    if keys.lake_partition(key) is None:
         return None
     # Built as the listing's os.scandir builds it, so that both name a file alike.
-    return os.path.join(str(root / spec.name), *parts[2:])  # noqa: PTH118
+    return os.path.join(table_dir, *key.split("/")[2:])  # noqa: PTH118
 
 
 def _stat_files(paths: Iterable[str]) -> dict[str, Signature]:

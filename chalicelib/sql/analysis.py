@@ -9,6 +9,7 @@ literal a placeholder is just text and stays.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import sqlglot
@@ -82,6 +83,36 @@ def delete_to_select(sql: str) -> str:
     if not isinstance(statement, exp.Delete):
         raise SqlSyntaxError(0, f"expected a DELETE statement, found {statement.key.upper()}")
     return _select_for_delete(statement).sql(dialect=DIALECT)
+
+
+def read_through(sql: str, tables: Mapping[str, str]) -> str:
+    """``sql`` with each table of ``tables`` (lower-cased name -> query) it reads replaced
+    by that query, under the table's name or its alias.
+
+    ``sql`` is a rendered query (no placeholders left). Only the table names are
+    replaced, at the offsets sqlglot read them from: the rest of the text, literals
+    included, runs exactly as rendered. A name a WITH clause defines, or one qualified
+    by a database, is not the lake's table and stays.
+    """
+    statement = _parse_one(sql)
+    ctes = {cte.alias_or_name.lower() for cte in statement.find_all(exp.CTE)}
+    replacements = []
+    for table in statement.find_all(exp.Table):
+        name = table.name.lower()
+        if (
+            not isinstance(table.this, exp.Identifier)
+            or table.args.get("db")
+            or table.args.get("catalog")
+            or name in ctes
+            or name not in tables
+        ):
+            continue
+        start, end = table.this.meta["start"], table.this.meta["end"] + 1
+        alias = "" if table.alias else f" AS {exp.to_identifier(table.name, quoted=True).sql()}"
+        replacements.append((start, end, f"({tables[name]}){alias}"))
+    for start, end, text in sorted(replacements, reverse=True):
+        sql = sql[:start] + text + sql[end:]
+    return sql
 
 
 def _neutral(placeholder: Placeholder) -> str:

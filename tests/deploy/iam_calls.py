@@ -4,10 +4,11 @@ A botocore ``provide-client-params`` hook on every client a function uses record
 call it makes (service, operation, parameters). :func:`iam_calls` turns one call into the
 IAM action(s) AWS checks for it and the resource each one touches, named as
 :class:`deploy.policies.Target` names it: the table or the index a Query names, lake
-objects under ``tables/``, results under the output prefix, a queue, the workgroup. For
-the table it also keeps the partition keys the call touches, which
-``dynamodb:LeadingKeys`` conditions on. Anything it cannot place is named as it is, so
-it never matches a grant by accident.
+objects of each layer (``tables/``, ``compacted/``, ``deleted/``), results under the
+output prefix, a queue, the workgroup. For the table it also keeps the partition keys
+the call touches, which ``dynamodb:LeadingKeys`` conditions on, and for a listing of the
+lake bucket the prefix listed, which ``s3:prefix`` conditions on. Anything it cannot
+place is named as it is, so it never matches a grant by accident.
 
 :func:`problems` compares what a function called with what its role's needs grant, and
 :func:`role_grants`/:func:`need_grants` compare a rendered role with the needs.
@@ -24,7 +25,7 @@ from typing import Any
 from chalicelib import keys
 from chalicelib.settings import Settings
 from deploy.policies import (
-    LAKE_KEYS,
+    LAYER_OBJECTS,
     TASK_KEYS,
     Caller,
     Need,
@@ -62,8 +63,9 @@ _ITEM_OPERATIONS = ("GetItem", "PutItem", "UpdateItem", "DeleteItem")
 
 @dataclass(frozen=True)
 class Call:
-    """One IAM action a call needs, on what, and the partition keys of the items it
-    touches (table calls only)."""
+    """One IAM action a call needs, on what, and the keys its grant's condition is held
+    against: the partition keys of the items it touches (table calls), or the prefix it
+    lists (lake bucket listings)."""
 
     action: str
     target: Target | str
@@ -172,17 +174,25 @@ def _s3(settings: Settings, operation: str, params: Mapping[str, Any]) -> list[C
     results_bucket, results_prefix = athena_output_location(settings)
     if action == "s3:ListBucket":
         prefix = str(params.get("Prefix", ""))
-        if bucket == settings.lake_bucket and prefix.startswith(LAKE_KEYS):
-            return [Call(action, Target.LAKE_BUCKET)]
+        if bucket == settings.lake_bucket and prefix.startswith(tuple(LAYER_OBJECTS)):
+            return [Call(action, Target.LAKE_BUCKET, (prefix,))]
         return [Call(action, f"listing s3://{bucket}/{prefix}")]
     if "Key" not in params:
         return [Call(action, f"bucket {bucket}")]
     key = str(params["Key"])
-    if bucket == settings.lake_bucket and key.startswith(LAKE_KEYS):
-        return [Call(action, Target.LAKE_OBJECTS)]
-    if bucket == results_bucket and key.startswith(results_prefix):
-        return [Call(action, Target.RESULTS_OBJECTS)]
-    return [Call(action, f"s3://{bucket}/{key}")]
+    # A delete only if the object is still the version an ETag names is authorised as
+    # s3:GetObject too (deploy.policies.S3_CONDITIONAL_DELETE_DOC).
+    actions = [action]
+    if operation == "DeleteObject" and params.get("IfMatch", "*") != "*":
+        actions.append("s3:GetObject")
+    target: Target | str = f"s3://{bucket}/{key}"
+    if bucket == settings.lake_bucket:
+        for prefix, objects in LAYER_OBJECTS.items():
+            if key.startswith(prefix):
+                target = objects
+    elif bucket == results_bucket and key.startswith(results_prefix):
+        target = Target.RESULTS_OBJECTS
+    return [Call(each, target) for each in actions]
 
 
 def _queue(settings: Settings, url: str) -> Target | str:
@@ -217,10 +227,12 @@ def problems(calls: Iterable[Call], needs: Iterable[Need]) -> list[str]:
     """How a function's calls and its needs disagree; empty when every grant is used and
     every call granted, each within its key range.
 
-    The code's needs must be exactly what it calls (an action on a target); a need with
-    a key prefix must cover every item the calls touch, and a grant on the table whose
-    calls touch only task items must say so (``dynamodb:LeadingKeys``). A grant Athena
-    uses on the caller's behalf needs the call that makes Athena act."""
+    The code's needs must be exactly what it calls (an action on a target); needs with
+    key prefixes must cover every item the calls touch or prefix they list, and each
+    prefix must be used; a grant on the table whose calls touch only task items must say
+    so (``dynamodb:LeadingKeys``), and a listing of the lake bucket must name its
+    prefixes (``s3:prefix``). A grant Athena uses on the caller's behalf needs the call
+    that makes Athena act."""
     calls, needs = list(calls), list(needs)
     called: dict[tuple[str, Target | str], list[str]] = {}
     for call in calls:
@@ -244,13 +256,24 @@ def problems(calls: Iterable[Call], needs: Iterable[Need]) -> list[str]:
     for (action, granted_on), prefixes in granted.items():
         partitions = called.get((action, granted_on), [])
         narrowed = tuple(sorted(p for p in prefixes if p is not None))
+        condition = "s3:prefix" if action.startswith("s3:") else "dynamodb:LeadingKeys"
         if None not in prefixes:
             outside = sorted({p for p in partitions if not p.startswith(narrowed)})
             if outside:
                 found.append(
-                    f"calls {action} on items {outside}, outside its dynamodb:LeadingKeys "
+                    f"calls {action} on items {outside}, outside its {condition} "
                     f"{[f'{p}*' for p in narrowed]}"
                 )
+            found += [
+                f"is granted {action} on {_describe(granted_on)} with {condition} {prefix}*, "
+                "which its code never uses"
+                for prefix in narrowed
+                if partitions and not any(p.startswith(prefix) for p in partitions)
+            ]
+        elif granted_on is Target.LAKE_BUCKET and action == "s3:ListBucket" and partitions:
+            found.append(
+                f"lists the lake only under {sorted(set(partitions))}: grant it with s3:prefix"
+            )
         elif (
             granted_on is Target.TABLE
             and partitions

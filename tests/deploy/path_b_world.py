@@ -21,14 +21,16 @@ FUNCTIONS = {
     "on_cascade_message",
     "on_deletion_message",
     "on_athena_state_change",
+    "compact_lake",
 }
 
 
 def chalice_deploy(session: Any, config_file: Path) -> None:
     """What ``chalice deploy`` does that ``finish`` builds on, recorded as Chalice records
     it in ``.chalice/deployed/<stage>.json``: the API, the event handlers' functions, a
-    mapping per stream or queue source and the tracker's EventBridge rule (moto cannot
-    import Chalice's Swagger 2.0 API; FIELD-NOTES, moto)."""
+    mapping per stream or queue source, the tracker's EventBridge rule and the
+    compaction's schedule (moto cannot import Chalice's Swagger 2.0 API; FIELD-NOTES,
+    moto)."""
     config = read_config(config_file)
     stage = config["stages"][STAGE]
     variables = stage["environment_variables"]
@@ -54,6 +56,7 @@ def chalice_deploy(session: Any, config_file: Path) -> None:
         ("on_cascade_message", "sqs", variables["OCG_CASCADE_QUEUE_ARN"]),
         ("on_deletion_message", "sqs", variables["OCG_DELETION_QUEUE_ARN"]),
         ("on_athena_state_change", "cloudwatch", None),
+        ("compact_lake", "scheduled", None),
     ]
     for name, kind, source_arn in sources:
         function = functions.create_function(
@@ -74,7 +77,7 @@ def chalice_deploy(session: Any, config_file: Path) -> None:
             resources.append(
                 {
                     "name": f"{name}-event",
-                    "resource_type": "cloudwatch_event",
+                    "resource_type": f"{kind}_event",
                     "rule_name": f"{config['app_name']}-{STAGE}-{name}-event",
                 }
             )

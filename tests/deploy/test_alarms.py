@@ -1,5 +1,6 @@
 """Someone is told: every place a message or event lands after failing, every function's
-errors and throttles, the lake falling behind, and the day's Athena scan."""
+errors and throttles, the lake falling behind, compaction nearing its timeout, and the
+day's Athena scan."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from chalicelib.schema import load_schema
 from chalicelib.settings import load_settings
 from chalicelib.telemetry import metrics
 from deploy.alarms import ALARM_TOPIC, alarm_resources
+from deploy.compaction import compaction_timeout
 from deploy.options import StageOptions
 from deploy.resources import resources_template
 from deploy.validate import lint
@@ -22,6 +24,7 @@ FUNCTIONS = {
     "OnCascadeMessage": "on_cascade_message",
     "OnDeletionMessage": "on_deletion_message",
     "OnAthenaStateChange": "on_athena_state_change",
+    "CompactLake": "compact_lake",
 }
 SETTINGS = load_settings(
     {"OCG_MODE": "aws", "AWS_REGION": "eu-west-1", "OCG_ACCOUNT_ID": "210987654321",
@@ -32,7 +35,13 @@ SETTINGS = load_settings(
 def template(options: StageOptions) -> dict[str, Any]:
     stack = resources_template(SETTINGS, load_schema(EXAMPLE_SCHEMA, check_sql=False), options)
     stack["Resources"].update(
-        alarm_resources(SETTINGS, options, FUNCTIONS, stream_function="OnTableChange")
+        alarm_resources(
+            SETTINGS,
+            options,
+            FUNCTIONS,
+            stream_function="OnTableChange",
+            compaction_function="CompactLake",
+        )
     )
     return stack
 
@@ -92,6 +101,26 @@ def test_every_function_alarms_on_errors_and_throttles(stack: dict[str, Any]) ->
         for metric in ("Errors", "Throttles"):
             assert (f"ocg-shop-dev-{handler}", metric) in on_functions
     assert ("ocg-shop-dev-on_table_change", "IteratorAge") in on_functions
+    assert ("ocg-shop-dev-compact_lake", "Duration") in on_functions
+
+
+def test_a_compaction_run_nearing_its_timeout_is_reported_before_runs_fail(
+    stack: dict[str, Any],
+) -> None:
+    (alarm,) = [
+        a
+        for a in alarms(stack).values()
+        if a.get("MetricName") == "Duration"
+        and watched(a)["FunctionName"] == "ocg-shop-dev-compact_lake"
+    ]
+
+    timeout_ms = compaction_timeout(SETTINGS) * 1000
+    assert compaction_timeout(SETTINGS) == 840  # every 15 minutes, over a minute before the next
+    assert alarm["Statistic"] == "Maximum"
+    assert alarm["Threshold"] == 0.8 * timeout_ms < timeout_ms
+    # Runs come every 15 minutes: the 5-minute periods between them have no data, which
+    # is no alarm.
+    assert alarm["TreatMissingData"] == "notBreaching"
 
 
 def test_the_days_athena_scan_is_watched_against_the_stages_budget() -> None:

@@ -1,5 +1,6 @@
 """Path (a): ``chalice package --merge-template`` makes one stack that cfn-lint accepts
-(the SAM transform included), with every event source wired to its resource."""
+(the SAM transform included), with every event source wired to its resource and the
+lake's compaction on its schedule, one run at a time."""
 
 from __future__ import annotations
 
@@ -34,16 +35,19 @@ def events(template: dict[str, Any], function: str) -> dict[str, Any]:
     return properties
 
 
-def test_the_stream_function_alone_gets_the_pyarrow_layer(packaged: dict[str, Any]) -> None:
+def test_the_stream_and_compaction_functions_alone_get_the_pyarrow_layer(
+    packaged: dict[str, Any],
+) -> None:
     functions = {
         name: resource["Properties"]
         for name, resource in packaged["Resources"].items()
         if resource["Type"] == "AWS::Serverless::Function"
     }
 
-    assert functions["OnTableChange"]["Layers"] == [LAYER]
-    assert [name for name, function in functions.items() if "Layers" in function] == [
-        "OnTableChange"
+    assert functions["OnTableChange"]["Layers"] == functions["CompactLake"]["Layers"] == [LAYER]
+    assert sorted(name for name, function in functions.items() if "Layers" in function) == [
+        "CompactLake",
+        "OnTableChange",
     ]
 
 
@@ -88,12 +92,24 @@ def test_the_stream_reads_the_created_table_and_keeps_failing_records(
     assert failures["QueueName"] == "ocg-shop-stream-failures"
 
 
-def test_the_tracker_keeps_the_events_lambda_retried_in_vain(packaged: dict[str, Any]) -> None:
-    (name,) = [
-        k for k, r in packaged["Resources"].items() if r["Type"] == "AWS::Lambda::EventInvokeConfig"
+def rules_targeting(translated: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    """The EventBridge rules of the transformed template that invoke ``function``."""
+    return [
+        rule["Properties"]
+        for rule in translated.values()
+        if rule["Type"] == "AWS::Events::Rule"
+        and [target["Arn"] for target in rule["Properties"]["Targets"]]
+        == [{"Fn::GetAtt": [function, "Arn"]}]
     ]
 
-    assert name == "OnAthenaStateChangeEventInvokeConfig"
+
+def test_the_tracker_keeps_the_events_lambda_retried_in_vain(packaged: dict[str, Any]) -> None:
+    configs = sorted(
+        k for k, r in packaged["Resources"].items() if r["Type"] == "AWS::Lambda::EventInvokeConfig"
+    )
+
+    assert configs == ["CompactLakeEventInvokeConfig", "OnAthenaStateChangeEventInvokeConfig"]
+    name = "OnAthenaStateChangeEventInvokeConfig"
     assert packaged["Resources"][name]["Properties"] == {
         "FunctionName": {"Ref": "OnAthenaStateChange"},
         "Qualifier": "$LATEST",
@@ -111,9 +127,54 @@ def test_the_tracker_keeps_the_events_lambda_retried_in_vain(packaged: dict[str,
     assert translated[name]["Properties"]["FunctionName"] == {"Ref": "OnAthenaStateChange"}
     tracker = translated["OnAthenaStateChange"]
     assert tracker["Type"] == "AWS::Lambda::Function"
-    (rule,) = [r for r in translated.values() if r["Type"] == "AWS::Events::Rule"]
-    (target,) = rule["Properties"]["Targets"]
-    assert target["Arn"] == {"Fn::GetAtt": ["OnAthenaStateChange", "Arn"]}
+    (rule,) = rules_targeting(translated, "OnAthenaStateChange")
+    assert rule["EventPattern"]["source"] == ["aws.athena"]
+
+
+def test_compaction_runs_on_its_schedule_one_run_at_a_time(packaged: dict[str, Any]) -> None:
+    function = packaged["Resources"]["CompactLake"]["Properties"]
+    (event,) = function["Events"].values()
+
+    assert event == {"Type": "Schedule", "Properties": {"Schedule": "rate(15 minutes)"}}
+    assert function["ReservedConcurrentExecutions"] == 1
+    assert function["MemorySize"] == 2048
+    assert function["FunctionName"] == "ocg-shop-dev-compact_lake"
+    # It ends a minute before the next run is due, so no run finds the last one going
+    # (which its concurrency of 1 would throttle) ...
+    assert function["Timeout"] == 14 * 60 < 15 * 60 <= 900
+    # ... and Lambda does not retry a failed run into the schedule: the next run is one.
+    assert packaged["Resources"]["CompactLakeEventInvokeConfig"]["Properties"] == {
+        "FunctionName": {"Ref": "CompactLake"},
+        "Qualifier": "$LATEST",
+        "MaximumRetryAttempts": 0,
+        "MaximumEventAgeInSeconds": 15 * 60,
+    }
+    translated = sam_transform(packaged, "us-east-1")["Resources"]
+    (rule,) = rules_targeting(translated, "CompactLake")
+    assert rule["ScheduleExpression"] == "rate(15 minutes)"
+    assert translated["CompactLake"]["Properties"]["ReservedConcurrentExecutions"] == 1
+    (permission,) = [
+        r["Properties"]
+        for r in translated.values()
+        if r["Type"] == "AWS::Lambda::Permission"
+        and r["Properties"]["FunctionName"] == {"Ref": "CompactLake"}
+    ]
+    assert permission["Principal"] == "events.amazonaws.com"
+
+
+def test_compactions_alarms_fit_its_timeout(packaged: dict[str, Any]) -> None:
+    timeout_ms = packaged["Resources"]["CompactLake"]["Properties"]["Timeout"] * 1000
+    alarms = {
+        (a["Properties"]["MetricName"], a["Properties"]["Threshold"])
+        for a in packaged["Resources"].values()
+        if a["Type"] == "AWS::CloudWatch::Alarm"
+        and {"Name": "FunctionName", "Value": "ocg-shop-dev-compact_lake"}
+        in a["Properties"].get("Dimensions", [])
+    }
+
+    (duration,) = [threshold for metric, threshold in alarms if metric == "Duration"]
+    assert 0 < duration < timeout_ms  # told before runs time out
+    assert {metric for metric, _ in alarms} == {"Errors", "Throttles", "Duration"}
 
 
 @pytest.mark.parametrize(
@@ -143,10 +204,17 @@ def test_the_api_and_the_stream_functions_get_the_memory_the_config_gives_them(
     }
 
     assert memory["APIHandler"] == memory["OnTableChange"] == 512
+    assert memory["CompactLake"] == 2048
     assert memory["OnCascadeMessage"] == 128  # Chalice's default
 
 
-FUNCTIONS = ("APIHandler", "OnTableChange", "OnCascadeMessage", "OnDeletionMessage")
+FUNCTIONS = (
+    "APIHandler",
+    "OnTableChange",
+    "OnCascadeMessage",
+    "OnDeletionMessage",
+    "CompactLake",
+)
 
 
 def allowed(template: dict[str, Any], function: str) -> dict[str, list[Any]]:
@@ -188,8 +256,13 @@ def test_each_function_may_do_only_what_its_code_does(packaged: dict[str, Any]) 
     assert "s3:PutObject" in stream and "dynamodb:PutItem" not in stream
     assert not any(action.startswith("athena:") for action in cascade)
     assert "athena:StartQueryExecution" not in tracker
+    compaction = allowed(packaged, "CompactLake")
+    # The stream handler writes live files and tombstones; compaction folds them into
+    # compacted files, and deletes what it folded. No one else writes the lake.
     lake_writers = [f for f in FUNCTIONS if "s3:DeleteObject" in allowed(packaged, f)]
-    assert lake_writers == ["OnTableChange"]  # the stream handler is the lake's only writer
+    assert lake_writers == ["OnTableChange", "CompactLake"]
+    assert compaction["s3:PutObject"] == [{"Fn::Sub": "${LakeBucket.Arn}/compacted/*"}]
+    assert not any(action.startswith(("dynamodb:", "sqs:", "athena:")) for action in compaction)
 
 
 def test_only_the_tracker_may_send_to_its_failure_queue(packaged: dict[str, Any]) -> None:
@@ -210,6 +283,7 @@ def test_only_the_tracker_may_send_to_its_failure_queue(packaged: dict[str, Any]
         "OnCascadeMessage": [],
         "OnDeletionMessage": [],
         "OnAthenaStateChange": ["sqs:SendMessage"],
+        "CompactLake": [],
     }
 
 

@@ -39,7 +39,8 @@ def test_a_package_within_every_limit_has_no_problems(tmp_path: Path) -> None:
     assert check_package(out, CLEAN_OUTPUT, layers) == []
     assert figures(out, layers) == [
         "GraphQL function package: 7.0 MiB unzipped (budget 15.0 MiB)",
-        "stream function: package and layers 250.0 MiB unzipped (Lambda's limit 250.0 MiB)",
+        "stream and compaction functions: package and layers 250.0 MiB unzipped "
+        "(Lambda's limit 250.0 MiB)",
         "  layer: pyarrow",
     ]
 
@@ -64,7 +65,7 @@ def test_a_graphql_package_over_its_budget_fails_the_check(tmp_path: Path) -> No
     ]
 
 
-def test_a_stream_function_over_lambdas_limit_with_its_layers_fails_the_check(
+def test_pyarrow_functions_over_lambdas_limit_with_their_layers_fail_the_check(
     tmp_path: Path,
 ) -> None:
     layers = [Layer("pyarrow", 200 * MIB), Layer("another", 43 * MIB)]
@@ -72,8 +73,8 @@ def test_a_stream_function_over_lambdas_limit_with_its_layers_fails_the_check(
     problems = check_package(package(tmp_path, 7 * MIB + 1), CLEAN_OUTPUT, layers)
 
     assert problems == [
-        "the stream function's package and layers take 250.0 MiB (262,144,001 bytes) "
-        "unzipped, over Lambda's limit of 250.0 MiB (262,144,000 bytes)"
+        "the stream and compaction functions' package and layers take 250.0 MiB "
+        "(262,144,001 bytes) unzipped, over Lambda's limit of 250.0 MiB (262,144,000 bytes)"
     ]
 
 
@@ -122,7 +123,8 @@ def test_the_dev_stage_packages_with_a_built_layer_and_passes_every_check(
         r"GraphQL function package: \d+\.\d MiB unzipped \(budget 15\.0 MiB\)", lines[0]
     )
     assert re.fullmatch(
-        r"stream function: package and layers \d+\.\d MiB unzipped \(Lambda's limit 250\.0 MiB\)",
+        r"stream and compaction functions: package and layers \d+\.\d MiB unzipped "
+        r"\(Lambda's limit 250\.0 MiB\)",
         lines[1],
     )
     assert re.fullmatch(
@@ -134,5 +136,6 @@ def test_the_dev_stage_packages_with_a_built_layer_and_passes_every_check(
     assert {p.name for p in out.iterdir()} == {"sam.json", "deployment.zip", "pyarrow-layer.zip"}
     resources = json.loads((out / "sam.json").read_text())["Resources"]
     assert resources["OnTableChange"]["Properties"]["Layers"] == [{"Ref": "PyarrowLayer"}]
+    assert resources["CompactLake"]["Properties"]["Layers"] == [{"Ref": "PyarrowLayer"}]
     assert resources["PyarrowLayer"]["Properties"]["ContentUri"] == "./pyarrow-layer.zip"
     assert "Layers" not in resources["APIHandler"]["Properties"]

@@ -8,7 +8,8 @@ of every function: the API's CRUD, lists, join INSERTs (new, repeated, refused),
 triggers with a poll of a running query and the read of a finished one, deletion
 triggers; the stream's inserts, updates and removals of entities and join rows; the
 cascade and deletion listeners, each also finding a relation whose row item is gone;
-the tracker's finished, failed, running and unrecorded queries.
+the tracker's finished, failed, running and unrecorded queries; the lake's compaction,
+once over live files and tombstones alone and once over partitions compacted before.
 
 The test then holds each function's calls against its needs in
 ``deploy.policies.FUNCTION_NEEDS``: an action granted and never called, a call not
@@ -49,9 +50,13 @@ from deploy.names import API_FUNCTION, function_names, log_group_name
 from deploy.options import StageOptions
 from deploy.policies import (
     CASCADE_FUNCTION,
+    COMPACTED_KEYS,
+    COMPACTION_FUNCTION,
+    DELETED_KEYS,
     DELETION_FUNCTION,
     FUNCTION_NEEDS,
     FUNCTIONS,
+    LIVE_KEYS,
     LOG_NEED,
     STREAM_FUNCTION,
     TASK_KEYS,
@@ -423,6 +428,29 @@ def _run_stream(world: World) -> int:
     return len(event["Records"])
 
 
+def scheduled_event(function_name: str) -> dict[str, Any]:
+    """What EventBridge sends a function on its schedule."""
+    return {
+        "version": "0",
+        "id": "5b3b5e4e-0000-4000-8000-000000000000",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT,
+        "time": "2024-05-01T12:00:00Z",
+        "region": REGION,
+        "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{function_name}-event"],
+        "detail": {},
+    }
+
+
+def _run_compaction(world: World) -> dict[str, Any]:
+    """A scheduled compaction run; what it reports."""
+    compaction = world.functions[COMPACTION_FUNCTION]
+    report: dict[str, Any] = compaction.invoke(scheduled_event(compaction.handler))
+    assert report["partitions"], report
+    return report
+
+
 def _run_listener(world: World, function: str, url: str, arn: str) -> None:
     events = world.queue_events(url, arn)
     assert events, f"nothing queued for {function}"
@@ -467,6 +495,9 @@ def world() -> Iterator[World]:
         # An entity's relation whose row item is gone: the cascade finds it through GSI1.
         _forget_row_item(world, _relation_id(ids["ann"], ids["axe"]))
         _run_stream(world)  # entity and join row inserts, an update, removals
+        # Live files and tombstones into the first compacted generation of each partition.
+        first = _run_compaction(world)
+        assert first["liveFolded"] and first["tombstonesFolded"], first
         _run_listener(
             world, CASCADE_FUNCTION, settings.cascade_queue_url, settings.cascade_queue_arn
         )
@@ -476,6 +507,10 @@ def world() -> Iterator[World]:
             world, DELETION_FUNCTION, settings.deletion_queue_url, settings.deletion_queue_arn
         )
         _run_stream(world)  # the removed join rows
+        # Their tombstones, over the partitions compacted before: a new generation
+        # replaces the old one.
+        again = _run_compaction(world)
+        assert again["tombstonesFolded"] and again["filesDeleted"] > again["tombstonesFolded"]
         yield world
     sys.modules.pop("app", None)
 
@@ -491,9 +526,60 @@ def test_every_call_a_function_made_was_recorded(world: World) -> None:
 
 
 def test_the_stream_function_wrote_and_removed_lake_objects_in_s3(world: World) -> None:
-    calls = {call.action for call in world.calls(STREAM_FUNCTION)}
+    calls = {(call.action, call.target) for call in world.calls(STREAM_FUNCTION)}
 
-    assert {"s3:PutObject", "s3:DeleteObject", "sqs:SendMessage"} <= calls
+    assert {
+        ("s3:PutObject", Target.LIVE_OBJECTS),
+        ("s3:DeleteObject", Target.LIVE_OBJECTS),
+        ("s3:PutObject", Target.TOMBSTONES),  # a REMOVE leaves its tombstone
+        ("sqs:SendMessage", Target.CASCADE_QUEUE),
+    } <= calls
+
+
+def test_compaction_lists_every_layer_and_writes_only_compacted_files(world: World) -> None:
+    calls = world.calls(COMPACTION_FUNCTION)
+
+    listed = {
+        prefix for call in calls if call.action == "s3:ListBucket" for prefix in call.partition_keys
+    }
+    assert {prefix.split("/")[0] + "/" for prefix in listed} == {
+        LIVE_KEYS,
+        DELETED_KEYS,
+        COMPACTED_KEYS,
+    }
+    assert {call.target for call in calls if call.action == "s3:PutObject"} == {
+        Target.COMPACTED_OBJECTS
+    }
+    # Live files and tombstones are only deleted if unchanged: S3 also checks GetObject.
+    assert {(call.action, call.target) for call in calls} >= {
+        ("s3:DeleteObject", Target.TOMBSTONES),
+        ("s3:GetObject", Target.TOMBSTONES),
+        ("s3:DeleteObject", Target.COMPACTED_OBJECTS),  # the older generation
+        ("s3:GetObject", Target.COMPACTED_OBJECTS),
+    }
+    assert not any(call.action.startswith(("dynamodb:", "sqs:", "athena:")) for call in calls)
+
+
+def test_the_compaction_role_lists_the_lake_only_under_its_layers(world: World) -> None:
+    settings = world.settings
+    statements = function_policies(settings)[COMPACTION_FUNCTION]
+
+    listings = [s for s in statements if s["Action"] == ["s3:ListBucket"]]
+    assert [s["Condition"] for s in listings] == [
+        {"StringLike": {"s3:prefix": [f"{prefix}*"]}}
+        for prefix in (LIVE_KEYS, DELETED_KEYS, COMPACTED_KEYS)
+    ]
+    writes = [s for s in statements if "s3:PutObject" in s["Action"]]
+    assert [s["Resource"] for s in writes] == [[{"Fn::Sub": "${LakeBucket.Arn}/compacted/*"}]]
+
+
+def test_athena_reads_every_layer_for_the_api(world: World) -> None:
+    on_behalf = [n for n in FUNCTION_NEEDS[API_FUNCTION] if n.caller is Caller.ATHENA]
+
+    listed = {n.key_prefix for n in on_behalf if n.actions == ("s3:ListBucket",)}
+    read = {t for n in on_behalf if n.actions == ("s3:GetObject",) for t in n.targets}
+    assert listed == {LIVE_KEYS, COMPACTED_KEYS, DELETED_KEYS}
+    assert {Target.LIVE_OBJECTS, Target.COMPACTED_OBJECTS, Target.TOMBSTONES} <= read
 
 
 def test_task_grants_are_limited_to_task_items(world: World) -> None:
@@ -662,8 +748,64 @@ def test_calls_outside_the_leading_keys_are_reported(world: World) -> None:
 
     found = problems(world.calls(CASCADE_FUNCTION), needs)
 
-    assert len(found) == 3  # Query, BatchGetItem, BatchWriteItem
-    assert all("outside its dynamodb:LeadingKeys ['task#*']" in problem for problem in found)
+    outside = [problem for problem in found if "outside its" in problem]
+    assert len(outside) == 3  # Query, BatchGetItem, BatchWriteItem
+    assert all("outside its dynamodb:LeadingKeys ['task#*']" in problem for problem in outside)
+    # And none of them touches a task item: the narrowed grants go unused.
+    assert sorted(set(found) - set(outside)) == [
+        f"is granted dynamodb:{action} on the table with dynamodb:LeadingKeys task#*, which "
+        "its code never uses"
+        for action in ("BatchGetItem", "BatchWriteItem", "Query")
+    ]
+
+
+def _listings(needs: tuple[Need, ...], *prefixes: str | None) -> tuple[Need, ...]:
+    """``needs`` with the lake listings replaced by one per prefix."""
+    kept = tuple(n for n in needs if n.actions != ("s3:ListBucket",))
+    listing = Need(("s3:ListBucket",), (Target.LAKE_BUCKET,), "lists", key_prefix=None)
+    return (*kept, *(replace(listing, key_prefix=prefix) for prefix in prefixes))
+
+
+def test_a_listing_prefix_the_code_never_lists_is_reported(world: World) -> None:
+    needs = _listings(
+        FUNCTION_NEEDS[COMPACTION_FUNCTION], LIVE_KEYS, DELETED_KEYS, COMPACTED_KEYS, "results/"
+    )
+
+    assert problems(world.calls(COMPACTION_FUNCTION), needs) == [
+        "is granted s3:ListBucket on the lake bucket with s3:prefix results/*, which its "
+        "code never uses"
+    ]
+
+
+def test_a_listing_outside_the_granted_prefixes_is_reported(world: World) -> None:
+    needs = _listings(FUNCTION_NEEDS[COMPACTION_FUNCTION], LIVE_KEYS, DELETED_KEYS)
+
+    (found,) = problems(world.calls(COMPACTION_FUNCTION), needs)
+
+    assert found.startswith("calls s3:ListBucket on items ['compacted/")
+    assert found.endswith("outside its s3:prefix ['deleted/*', 'tables/*']")
+
+
+def test_a_listing_of_the_whole_lake_bucket_is_reported(world: World) -> None:
+    needs = _listings(FUNCTION_NEEDS[COMPACTION_FUNCTION], None)
+
+    (found,) = problems(world.calls(COMPACTION_FUNCTION), needs)
+
+    assert found.startswith("lists the lake only under ['compacted/")
+    assert found.endswith(": grant it with s3:prefix")
+
+
+def test_a_conditional_delete_is_authorised_as_a_read_too(world: World) -> None:
+    settings = world.settings
+    key = {"Bucket": settings.lake_bucket, "Key": "deleted/user/x.parquet"}
+
+    assert iam_calls(settings, "s3", "DeleteObject", {**key, "IfMatch": '"abc"'}) == [
+        Call("s3:DeleteObject", Target.TOMBSTONES),
+        Call("s3:GetObject", Target.TOMBSTONES),
+    ]
+    assert iam_calls(settings, "s3", "DeleteObject", key) == [
+        Call("s3:DeleteObject", Target.TOMBSTONES)
+    ]
 
 
 def test_a_grant_for_athena_without_the_call_it_serves_is_reported(world: World) -> None:
@@ -714,7 +856,9 @@ def test_objects_outside_their_prefix_match_no_grant(world: World) -> None:
         (call,) = iam_calls(settings, "s3", "GetObject", {"Bucket": bucket, "Key": key})
         return call.target
 
-    assert target(settings.lake_bucket, "tables/user/x.parquet") is Target.LAKE_OBJECTS
+    assert target(settings.lake_bucket, "tables/user/x.parquet") is Target.LIVE_OBJECTS
+    assert target(settings.lake_bucket, "compacted/user/x.parquet") is Target.COMPACTED_OBJECTS
+    assert target(settings.lake_bucket, "deleted/user/x.parquet") is Target.TOMBSTONES
     assert (
         target(settings.lake_bucket, "other/x.parquet")
         == f"s3://{settings.lake_bucket}/other/x.parquet"

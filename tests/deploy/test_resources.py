@@ -185,16 +185,39 @@ def test_the_api_stage_can_log_its_accesses(template: dict[str, Any]) -> None:
     assert managed["Fn::Sub"].endswith("service-role/AmazonAPIGatewayPushToCloudWatchLogs")
 
 
-def test_every_lake_table_is_a_native_glue_table(
+def test_every_layer_of_every_lake_table_is_a_native_glue_table(
     template: dict[str, Any], settings: Settings
 ) -> None:
     model = load_schema(EXAMPLE_SCHEMA, check_sql=False)
-    tables = of_type(template, "AWS::Glue::Table").values()
+    tables = of_type(template, "AWS::Glue::Table")
 
-    assert [t["Properties"]["TableInput"] for t in tables] == glue_table_inputs(
+    assert [t["Properties"]["TableInput"] for t in tables.values()] == glue_table_inputs(
         model, settings.lake_bucket
     )
-    assert all(t["Properties"]["DatabaseName"] == {"Ref": "GlueDatabase"} for t in tables)
+    assert all(t["Properties"]["DatabaseName"] == {"Ref": "GlueDatabase"} for t in tables.values())
+    locations = {
+        logical_id: (
+            table["Properties"]["TableInput"]["Name"],
+            table["Properties"]["TableInput"]["StorageDescriptor"]["Location"],
+        )
+        for logical_id, table in tables.items()
+        if logical_id.startswith("GlueTableUserFavoriteProducts")
+    }
+    bucket = f"s3://{settings.lake_bucket}"
+    assert locations == {
+        "GlueTableUserFavoriteProductsLive": (
+            "user_favorite_products__live",
+            f"{bucket}/tables/user_favorite_products/",
+        ),
+        "GlueTableUserFavoriteProductsCompacted": (
+            "user_favorite_products__compacted",
+            f"{bucket}/compacted/user_favorite_products/",
+        ),
+        "GlueTableUserFavoriteProductsDeleted": (
+            "user_favorite_products__deleted",
+            f"{bucket}/deleted/user_favorite_products/",
+        ),
+    }
     (database,) = of_type(template, "AWS::Glue::Database").values()
     assert database["Properties"]["DatabaseInput"] == {"Name": settings.glue_database}
 

@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import WaiterError
+from chalice.config import Config
 from chalice.test import Client
 
 from chalicelib.keys import task_item_keys
@@ -62,7 +63,9 @@ def test_prepare_creates_the_stack_and_points_the_stage_at_it(
     for name, function in stage["lambda_functions"].items():
         role = iam.get_role(RoleName=function["iam_role_arn"].rsplit("/", 1)[-1])["Role"]
         assert role["Arn"] == function["iam_role_arn"], name
+    # pyarrow for the functions that write Parquet, and for them only.
     assert stage["lambda_functions"]["on_table_change"]["layers"] == [LAYER]
+    assert stage["lambda_functions"]["compact_lake"]["layers"] == [LAYER]
     assert "layers" not in stage["lambda_functions"]["api_handler"]
     # Function names lead with the project's app name; logs kept as the stage says; the
     # API function stops before API Gateway gives up on it.
@@ -71,9 +74,18 @@ def test_prepare_creates_the_stack_and_points_the_stage_at_it(
     assert stage["lambda_functions"]["api_handler"]["lambda_timeout"] == API_TIMEOUT_SECONDS < 29
     for listener in ("on_cascade_message", "on_deletion_message"):
         assert stage["lambda_functions"][listener]["lambda_timeout"] == FUNCTION_TIMEOUT_SECONDS
+    # Compaction ends a minute before its next run is due (every 15 minutes), and
+    # chalice deploy gives it a concurrency of 1 and room for a day's partition.
+    assert stage["lambda_functions"]["compact_lake"]["lambda_timeout"] == 14 * 60
+    compaction = Config(
+        chalice_stage=STAGE, function_name="compact_lake", config_from_disk=read_config(config_file)
+    )
+    assert compaction.reserved_concurrency == 1
+    assert compaction.lambda_memory_size >= 1024
     glue = session.client("glue")
     tables = {t["Name"] for t in glue.get_tables(DatabaseName="shop_db")["TableList"]}
-    assert {"user", "product", "user_favorite_products"} <= tables
+    for table in ("user", "product", "user_favorite_products"):
+        assert {f"{table}__live", f"{table}__compacted", f"{table}__deleted"} <= tables
     workgroup = session.client("athena").get_work_group(WorkGroup="ocg-shop")["WorkGroup"]
     output = workgroup["Configuration"]["ResultConfiguration"]["OutputLocation"]
     assert output == f"s3://ocg-shop-athena-{ACCOUNT}/results/"
@@ -172,6 +184,16 @@ def test_finish_gives_the_tracker_its_failure_queue_and_again_changes_nothing(
     assert config["DestinationConfig"] == {"OnFailure": {"Destination": failures}}
     assert config["MaximumRetryAttempts"] == 2
     assert config["MaximumEventAgeInSeconds"] == 6 * 3600
+    # Compaction: no retries (the next scheduled run is one), an event dropped once the
+    # next is due.
+    assert first.compaction == again.compaction
+    assert first.compaction.startswith("compact_lake (no retries")
+    compaction = session.client("lambda").get_function_event_invoke_config(
+        FunctionName=f"ocg-shop-{STAGE}-compact_lake", Qualifier="$LATEST"
+    )
+    assert compaction["MaximumRetryAttempts"] == 0
+    assert compaction["MaximumEventAgeInSeconds"] == 15 * 60
+    assert not compaction.get("DestinationConfig", {}).get("OnFailure")
     sqs = session.client("sqs")
     queue = sqs.get_queue_url(QueueName="ocg-shop-tracker-failures")["QueueUrl"]
     attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
@@ -310,6 +332,35 @@ def test_the_handlers_run_on_the_prepared_stage_with_its_config_alone(
     assert item["taskStatus"] == "SUCCEEDED"
     status = graphql(f'{{ taskResultUsersByCity(taskId: "{task_id}") {{ taskStatus }} }}')
     assert status == {"taskResultUsersByCity": {"taskStatus": "SUCCEEDED"}}
+
+
+def test_a_stage_template_over_the_inline_limit_goes_through_its_results_bucket(
+    session: Any, config_file: Path
+) -> None:
+    prepare_stage(session, STAGE, config_file=config_file, stream_layer=LAYER)
+    prepare_stage(session, STAGE, config_file=config_file, stream_layer=LAYER)  # an update
+
+    stored = session.client("s3").list_objects_v2(Bucket=f"ocg-shop-athena-{ACCOUNT}")
+    staged = [o["Key"] for o in stored["Contents"] if o["Key"].startswith("ocg/ocg-shop-dev/")]
+    # The Glue tables (three per lake table) make the example's template too large to
+    # pass inline: it went through the stage's own results bucket, which a first stack of
+    # that bucket alone created.
+    assert len(staged) == 1 and staged[0].startswith("ocg/ocg-shop-dev/template-")
+    (stack,) = session.client("cloudformation").describe_stacks(StackName="ocg-shop-dev")["Stacks"]
+    assert stack["StackStatus"] in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
+
+
+def test_prepare_refuses_a_compaction_that_could_run_twice_at_once(
+    session: Any, config_file: Path
+) -> None:
+    config = read_config(config_file)
+    config["stages"][STAGE]["lambda_functions"] = {"compact_lake": {"reserved_concurrency": 2}}
+    config_file.write_text(json.dumps(config))
+
+    with pytest.raises(DeployError, match="compact_lake has a reserved concurrency of 2"):
+        prepare_stage(session, STAGE, config_file=config_file, stream_layer=LAYER)
+
+    assert session.client("cloudformation").list_stacks()["StackSummaries"] == []
 
 
 LARGE_TEMPLATE = {

@@ -39,7 +39,8 @@ def test_teardown_keeps_the_data_and_says_so(session: Any, config_file: Path) ->
 
     done = teardown_stage(session, STAGE, config_file=config_file)
 
-    assert done[:2] == [f"emptied {RESULTS} (4 object versions)", "deleted stack ocg-shop-dev"]
+    # Those four, and the stack's template, which prepare passed through the bucket.
+    assert done[:2] == [f"emptied {RESULTS} (5 object versions)", "deleted stack ocg-shop-dev"]
     assert "kept: table OCG-shop" in done[2] and "teardown --delete-data" in done[2]
     with pytest.raises(ClientError):
         session.client("cloudformation").describe_stacks(StackName="ocg-shop-dev")

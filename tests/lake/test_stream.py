@@ -12,7 +12,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from chalicelib.lake.objects import DirectoryObjectStore, ObjectStore, S3ObjectStore
+from chalicelib.keys import tombstone_key
+from chalicelib.lake.objects import DirectoryObjectStore, ObjectWriter, S3ObjectStore
 from chalicelib.lake.stream import process_stream_event
 from chalicelib.schema.model import SchemaModel
 from tests.lake.support import (
@@ -43,7 +44,7 @@ class Recorder:
         self.model, self.sqs, self.queue_url = model, sqs, queue_url
 
     def __call__(
-        self, event: dict[str, Any], store: ObjectStore, **options: Any
+        self, event: dict[str, Any], store: ObjectWriter, **options: Any
     ) -> dict[str, list[dict[str, str]]]:
         return process_stream_event(
             event,
@@ -63,7 +64,7 @@ def process(model: SchemaModel, sqs: Any, cascade_queue: str) -> Recorder:
 class FailingStore:
     """A store whose writes and deletes of some keys fail."""
 
-    def __init__(self, inner: ObjectStore, failing: set[str]) -> None:
+    def __init__(self, inner: ObjectWriter, failing: set[str]) -> None:
         self.inner, self.failing = inner, failing
 
     def put(self, key: str, body: bytes) -> None:
@@ -80,7 +81,7 @@ class FailingStore:
 class ShufflingStore:
     """Delays every call at random so concurrent work finishes out of order; logs calls."""
 
-    def __init__(self, inner: ObjectStore) -> None:
+    def __init__(self, inner: ObjectWriter) -> None:
         self.inner = inner
         self.calls: list[tuple[str, str]] = []
         self.active = 0
@@ -141,12 +142,17 @@ def test_modify_rewrites_the_same_key(process: Recorder, lake: DirectoryObjectSt
     assert row["createdAt"] == utc("2026-11-23T23:59:59.999Z")
 
 
-def test_remove_deletes_the_file_and_sends_the_cascade_message(
+def test_remove_leaves_a_tombstone_deletes_the_file_and_sends_the_cascade_message(
     process: Recorder, lake: DirectoryObjectStore, sqs: Any, cascade_queue: str
 ) -> None:
+    """The tombstone hides a compacted copy of the item (chalicelib.lake.layers)."""
     process(load_event("stream_insert_user"), lake)
     assert process(load_event("stream_remove_user"), lake) == NO_FAILURES
-    assert files_under(lake.root) == {}
+    assert list(files_under(lake.root)) == [tombstone_key(USER_KEY)]
+    assert read(lake.root, tombstone_key(USER_KEY)) == {
+        "id": USER_ID,
+        "_removal": "4421584500000000017450439093",
+    }
     assert received(sqs, cascade_queue) == [{"entityType": "user", "entityId": USER_ID}]
 
 
@@ -163,7 +169,11 @@ def test_join_row_file_holds_its_own_key(
         "createdAt": utc("2026-12-31T23:59:59.999Z"),
     }
     assert process(load_event("stream_remove_join_row"), lake) == NO_FAILURES
-    assert files_under(lake.root) == {}
+    assert list(files_under(lake.root)) == [tombstone_key(JOIN_ROW_KEY)]
+    assert read(lake.root, tombstone_key(JOIN_ROW_KEY)) == {
+        "relationId": RELATION_ID,
+        "_removal": "4421584500000000017450439095",
+    }
     assert received(sqs, cascade_queue) == []
 
 
@@ -324,7 +334,8 @@ def test_last_record_of_an_item_wins_under_concurrency(
     assert process(batch(*records), store, max_workers=8) == NO_FAILURES
 
     kept = {product_key(f"p{n}") for n in range(0, 40, 2)}
-    assert set(files_under(lake.root)) == kept | {USER_KEY}
+    removed = {tombstone_key(product_key(f"p{n}")) for n in range(1, 40, 2)}
+    assert set(files_under(lake.root)) == kept | removed | {USER_KEY}
     for number in range(0, 40, 2):
         assert read(lake.root, product_key(f"p{number}"))["name"] == f"v2 of {number}"
     assert read(lake.root, USER_KEY)["name"] == "Zoë A."

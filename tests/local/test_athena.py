@@ -15,6 +15,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,21 @@ import pytest
 
 from chalicelib import keys
 from chalicelib.lake.columns import Column, ColumnType, TableSpec, lake_tables
+from chalicelib.lake.layers import (
+    GENERATION,
+    REMOVAL,
+    Layer,
+    compacted_spec,
+    merged_select,
+    table_layers,
+    tombstone_spec,
+)
 from chalicelib.lake.objects import DirectoryObjectStore
-from chalicelib.lake.parquet import encode_row
+from chalicelib.lake.parquet import arrow_schema, encode_row
 from chalicelib.local import athena
 from chalicelib.local.athena import LocalAthena, athena_text, double_text
 from chalicelib.schema import load_schema
+from chalicelib.sql.analysis import read_through
 from chalicelib.tasks.engine import (
     EngineError,
     InvalidPageToken,
@@ -59,10 +70,33 @@ EVERYTHING = TableSpec(
 )
 
 
-@pytest.fixture(scope="module")
-def specs() -> tuple[TableSpec, ...]:
+@cache
+def lake_specs() -> tuple[TableSpec, ...]:
+    """The schema's lake tables and ``everything``."""
     model = load_schema(ROOT / "schema.graphql", check_sql=True)
     return (*lake_tables(model), EVERYTHING)
+
+
+@cache
+def merged_tables() -> dict[str, str]:
+    """Each table's merged read, as ``chalicelib.lake.layers.merged_tables`` has them."""
+    return {spec.name.lower(): merged_select(spec) for spec in lake_specs()}
+
+
+def through(sql: str) -> str:
+    """``sql`` as a task trigger sends it: each lake table read through its layers."""
+    return read_through(sql, merged_tables())
+
+
+@pytest.fixture(scope="module")
+def specs() -> tuple[TableSpec, ...]:
+    return lake_specs()
+
+
+@pytest.fixture(scope="module")
+def layers(specs: tuple[TableSpec, ...]) -> tuple[Layer, ...]:
+    """The engine's tables: every layer of every lake table, as Glue has them."""
+    return tuple(layer for spec in specs for layer in table_layers(spec))
 
 
 @pytest.fixture
@@ -94,6 +128,40 @@ class Lake:
     def remove(self, table: str, **row: Any) -> None:
         self.store.delete(self.key(table, row))
 
+    def tombstone(self, table: str, removal: str = "1", **row: Any) -> Path:
+        """The tombstone the stream handler writes when it removes the row's item."""
+        spec = self.spec_of(table)
+        key = keys.tombstone_key(self.key(table, row))
+        values = {spec.key: row.get(keys.JOIN_ROW_RELATION_ID) or row["id"], REMOVAL: removal}
+        self.store.put(key, encode_row(tombstone_spec(spec), values))
+        return self.store.path(key)
+
+    def compact(self, table: str, generation: int, *rows: dict[str, Any], part: int = 0) -> Path:
+        """One file of a compaction run: ``rows`` of one partition (by their ``createdAt``),
+        each stamped with ``generation``, written with pyarrow as compaction writes them."""
+        spec = compacted_spec(self.spec_of(table))
+        located = {keys.lake_partition(self.key(table, row)) for row in rows}
+        assert len(located) == 1, f"rows of one partition, not {located}"
+        [place] = located
+        assert place is not None
+        located_table, partition = place
+        assert located_table == table
+        stamps = {c.name for c in spec.columns if c.type is ColumnType.TIMESTAMP}
+
+        def value(name: str, row: dict[str, Any]) -> Any:
+            found = row.get(name, row.get("createdAt") if name == "updatedAt" else None)
+            return datetime.fromisoformat(found) if name in stamps and found else found
+
+        records = [
+            {**{c.name: value(c.name, row) for c in spec.columns}, GENERATION: generation}
+            for row in rows
+        ]
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.Table.from_pylist(records, schema=arrow_schema(spec)), sink)
+        key = keys.compacted_object_key(table, partition, generation, part)
+        self.store.put(key, sink.getvalue().to_pybytes())
+        return self.store.path(key)
+
 
 @pytest.fixture
 def lake(lake_dir: Path, spec_of: Callable[[str], TableSpec]) -> Lake:
@@ -107,14 +175,14 @@ def events() -> list[dict[str, Any]]:
 
 @pytest.fixture
 def make_engine(
-    lake_dir: Path, specs: tuple[TableSpec, ...], events: list[dict[str, Any]]
+    lake_dir: Path, layers: tuple[Layer, ...], events: list[dict[str, Any]]
 ) -> Iterator[Callable[..., LocalAthena]]:
     engines: list[LocalAthena] = []
 
     def make(**options: Any) -> LocalAthena:
         options.setdefault("publish", events.append)
         engine = LocalAthena(
-            lake_dir, specs, workgroup=WORKGROUP, region=REGION, account_id=ACCOUNT, **options
+            lake_dir, layers, workgroup=WORKGROUP, region=REGION, account_id=ACCOUNT, **options
         )
         engines.append(engine)
         return engine
@@ -129,8 +197,9 @@ def engine(make_engine: Callable[..., LocalAthena]) -> LocalAthena:
     return make_engine()
 
 
-def run(engine: LocalAthena, sql: str) -> str:
-    execution_id = engine.start(sql, str(uuid.uuid4()))
+def run(engine: LocalAthena, sql: str, *, merged: bool = True) -> str:
+    """Start ``sql`` read through the lake's layers (``merged``) or as it is, and wait."""
+    execution_id = engine.start(through(sql) if merged else sql, str(uuid.uuid4()))
     engine.wait_until_idle()
     return execution_id
 
@@ -142,11 +211,17 @@ def rows(engine: LocalAthena, sql: str) -> list[tuple[str | None, ...]]:
     return list(engine.results(execution_id).rows)
 
 
-def failure(engine: LocalAthena, sql: str) -> str:
-    execution = engine.execution(run(engine, sql))
+def failure(engine: LocalAthena, sql: str, *, merged: bool = True) -> str:
+    execution = engine.execution(run(engine, sql, merged=merged))
     assert execution.state is QueryState.FAILED
     assert execution.reason is not None
     return execution.reason
+
+
+def user(user_id: str, name: str, created_at: str, **more: Any) -> dict[str, Any]:
+    """A user row, as the lake holds it in any layer."""
+    return {"id": user_id, "name": name, "email": f"{user_id}@x.org", "createdAt": created_at,
+            **more}  # fmt: skip
 
 
 def shop(lake: Lake) -> None:
@@ -180,22 +255,32 @@ def shop(lake: Lake) -> None:
 def test_importing_the_module_imports_neither_duckdb_nor_pyarrow_nor_sqlglot(
     tmp_path: Path,
 ) -> None:
-    """And running queries never imports pandas (``pa.array`` would: half a second)."""
+    """And running queries never imports pandas (``pa.array`` would: half a second).
+
+    The engine's tables are the layers (``chalicelib.lake.layers``, pure data and text,
+    imported with the engine); the query reads ``everything`` through them, as a task's
+    SQL does once its trigger rewrote it (``read_through`` imports sqlglot, after the check).
+    """
     code = (
         "import sys\n"
         "from pathlib import Path\n"
         "import chalicelib.local.athena as athena\n"
+        "from chalicelib.lake.layers import merged_select, table_layers\n"
         "heavy = [m for m in ('duckdb', 'pyarrow', 'sqlglot', 'pandas') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
+        "from chalicelib.sql.analysis import read_through\n"
         "from tests.local.test_athena import EVERYTHING, Lake\n"
         f"lake = Lake(Path({str(tmp_path)!r}), lambda name: EVERYTHING)\n"
         "rows = [dict(id=f'r{n}', createdAt='2026-01-01T00:00:00.000Z') for n in range(4)]\n"
         "for row in rows:\n"
         "    lake.put('everything', **row, words=['a'], numbers=[1], text='x')\n"
-        f"engine = athena.LocalAthena(Path({str(tmp_path)!r}), [EVERYTHING], workgroup='w',\n"
-        "    region='r', account_id='1', publish=lambda event: None)\n"
+        f"engine = athena.LocalAthena(Path({str(tmp_path)!r}), table_layers(EVERYTHING),\n"
+        "    workgroup='w', region='r', account_id='1', publish=lambda event: None)\n"
+        "merged = {'everything': merged_select(EVERYTHING)}\n"
+        "sql = read_through('SELECT * FROM everything', merged)\n"
+        "tokens = iter(range(100))\n"
         "def count():\n"
-        "    execution_id = engine.start('SELECT * FROM everything', str(len(sys.modules)))\n"
+        "    execution_id = engine.start(sql, str(next(tokens)))\n"
         "    engine.wait_until_idle()\n"
         "    return len(engine.results(execution_id).rows)\n"
         "assert count() == 4\n"
@@ -293,6 +378,85 @@ def test_tables_without_files_are_empty_and_typed(engine: LocalAthena) -> None:
 def test_unnamed_result_columns_are_named_like_trino(engine: LocalAthena) -> None:
     execution_id = run(engine, "SELECT 1, 'a' AS a, count(*) FROM brand")
     assert engine.results(execution_id).columns == ("_col0", "a", "_col2")
+
+
+# -- reading through the layers ----------------------------------------------------
+
+DAY = "2026-01-01T{:02d}:00:00.000Z"  # one partition: year=2026/month=01/day=01
+
+
+def test_a_live_file_overrides_the_compacted_row_of_its_key(
+    engine: LocalAthena, lake: Lake
+) -> None:
+    lake.compact("user", 1, user("u1", "Ada", DAY.format(10), age=36),
+                 user("u2", "Bob", DAY.format(11), age=40, vip=True))  # fmt: skip
+    # u1 changed after the compaction: its live file is newer than its compacted row.
+    lake.put("user", **user("u1", "Ada", DAY.format(10), age=37))
+    lake.put("user", **user("u3", "Cy", "2026-02-01T00:00:00.000Z"))  # live only
+    sql = 'SELECT id, name, age, vip, createdAt, year, month, day FROM "user" ORDER BY id'
+    assert rows(engine, sql) == [
+        ("u1", "Ada", "37", None, "2026-01-01 10:00:00.000", "2026", "01", "01"),
+        ("u2", "Bob", "40", "true", "2026-01-01 11:00:00.000", "2026", "01", "01"),
+        ("u3", "Cy", None, None, "2026-02-01 00:00:00.000", "2026", "02", "01"),
+    ]
+    assert rows(engine, 'SELECT count(*) FROM "user"') == [("3",)]
+    # The overridden row is loaded all the same: the merged read hides it.
+    assert rows(engine, "SELECT id, age, _generation FROM user__compacted ORDER BY id") == [
+        ("u1", "36", "1"),
+        ("u2", "40", "1"),
+    ]
+
+
+def test_a_tombstone_hides_the_compacted_row_but_not_a_live_file(
+    engine: LocalAthena, lake: Lake
+) -> None:
+    ada, bob, cy = (user(f"u{n}", name, DAY.format(10 + n))
+                    for n, name in ((1, "Ada"), (2, "Bob"), (3, "Cy")))  # fmt: skip
+    lake.compact("user", 1, ada, bob, cy)
+    lake.tombstone("user", **bob)  # removed since the compaction
+    # Removed, then added again (a relation can be): the live file is the item now.
+    lake.tombstone("user", **cy)
+    lake.put("user", **{**cy, "name": "Cy again"})
+    lake.tombstone("user", **user("u9", "Nobody", DAY.format(19)))  # nothing to hide
+    assert rows(engine, 'SELECT id, name FROM "user" ORDER BY id') == [
+        ("u1", "Ada"),
+        ("u3", "Cy again"),
+    ]
+    assert rows(engine, "SELECT count(*) FROM user__deleted") == [("3",)]
+
+
+def test_only_the_newest_generation_of_a_partition_counts(engine: LocalAthena, lake: Lake) -> None:
+    # A run that wrote generation 2 and stopped before deleting generation 1: u3, gone
+    # from generation 2 (its tombstone was folded), is left only in the older file.
+    leftover = lake.compact(
+        "user", 1, user("u1", "Ada", DAY.format(10)), user("u2", "Bob", DAY.format(11)),
+        user("u3", "Cy", DAY.format(12)),
+    )  # fmt: skip
+    lake.compact("user", 2, user("u1", "Ann", DAY.format(10)), part=0)
+    lake.compact("user", 2, user("u2", "Bob", DAY.format(11)), part=1)
+    # Another partition's newest generation is its own: generation 1 counts there.
+    lake.compact("user", 1, user("u4", "Dee", "2025-12-31T00:00:00.000Z"))
+    sql = 'SELECT id, name FROM "user" ORDER BY id'
+    expected = [("u1", "Ann"), ("u2", "Bob"), ("u4", "Dee")]
+    assert rows(engine, sql) == expected
+    assert rows(engine, "SELECT count(*) FROM user__compacted") == [("6",)]
+    leftover.unlink()  # what the next run would delete: nothing changes
+    assert rows(engine, sql) == expected
+
+
+def test_partition_columns_filter_every_layer(engine: LocalAthena, lake: Lake) -> None:
+    lake.compact("user", 1, user("u1", "Ada", DAY.format(10)), user("u9", "Gone", DAY.format(9)))
+    lake.compact("user", 1, user("u2", "Bob", "2025-12-31T12:00:00.000Z"))
+    lake.tombstone("user", **user("u9", "Gone", DAY.format(9)))
+    lake.put("user", **user("u3", "Cy", "2025-12-30T23:59:59.999Z"))
+    lake.put("user", **user("u5", "Eve", "2026-03-01T00:00:00.000Z"))
+    assert rows(engine, "SELECT id FROM \"user\" WHERE year = '2026' ORDER BY id") == [
+        ("u1",),
+        ("u5",),
+    ]
+    assert rows(engine, "SELECT id FROM \"user\" WHERE year = '2025' AND day = '31'") == [("u2",)]
+    by_year = 'SELECT year, count(*) FROM "user" GROUP BY year ORDER BY year'
+    assert rows(engine, by_year) == [("2025", "2"), ("2026", "2")]
 
 
 # -- Athena's text -----------------------------------------------------------------
@@ -430,14 +594,15 @@ def test_tokens_not_issued_for_the_execution_are_refused(engine: LocalAthena) ->
 def test_a_request_token_starts_one_execution(
     engine: LocalAthena, events: list[dict[str, Any]]
 ) -> None:
-    first = engine.start("SELECT 1", "token-1")
-    assert engine.start("SELECT 1", "token-1") == first
+    sql = through('SELECT count(*) FROM "user"')
+    first = engine.start(sql, "token-1")
+    assert engine.start(sql, "token-1") == first
     engine.wait_until_idle()
-    assert engine.start("SELECT 1", "token-1") == first
+    assert engine.start(sql, "token-1") == first
     assert [event["detail"]["queryExecutionId"] for event in events] == [first, first]
     with pytest.raises(EngineError, match="already used"):
-        engine.start("SELECT 2", "token-1")
-    assert engine.start("SELECT 1", "token-2") != first
+        engine.start(through('SELECT count(*) FROM "address"'), "token-1")
+    assert engine.start(sql, "token-2") != first
 
 
 def test_a_successful_query_announces_running_then_succeeded(
@@ -503,17 +668,23 @@ def test_a_failing_query_carries_duckdbs_reason_and_athenas_error(
     assert engine.timings(execution_id) is not None
 
 
+# The engine refuses these itself, so they are sent as they are: ``read_through`` cannot
+# parse the first two, and it would make the DROP's table a subquery (no trigger sends
+# anything but a query: the schema's SQL is checked when it is loaded).
 @pytest.mark.parametrize(
-    ("sql", "reason"),
+    ("sql", "reason", "merged"),
     [
-        ("SELEC 1", r"^SYNTAX_ERROR: line 1:\d+: "),
-        ("SELECT 1; SELECT 2", r"^Only one sql statement is allowed"),
-        ('DROP TABLE "user"', r"^NOT_SUPPORTED: .*DROP"),
-        ("SELECT * FROM no_such_table", r"^Catalog Error: .*no_such_table"),
+        ("SELEC 1", r"^SYNTAX_ERROR: line 1:\d+: ", False),
+        ("SELECT 1; SELECT 2", r"^Only one sql statement is allowed", False),
+        ('DROP TABLE "user"', r"^NOT_SUPPORTED: .*DROP", False),
+        ('DROP TABLE "user__live"', r"^NOT_SUPPORTED: .*DROP", False),
+        ("SELECT * FROM no_such_table", r"^Catalog Error: .*no_such_table", True),
     ],
 )
-def test_refused_queries_fail_with_a_reason(engine: LocalAthena, sql: str, reason: str) -> None:
-    assert re.search(reason, failure(engine, sql))
+def test_refused_queries_fail_with_a_reason(
+    engine: LocalAthena, sql: str, reason: str, merged: bool
+) -> None:
+    assert re.search(reason, failure(engine, sql, merged=merged))
     assert rows(engine, 'SELECT count(*) FROM "user"') == [("0",)]  # the lake is intact
 
 
@@ -529,7 +700,7 @@ def test_running_is_observable_with_an_injected_runner(
         states.append((detail["currentState"], engine.execution(detail["queryExecutionId"]).state))
 
     engine = make_engine(run=jobs.append, publish=publish)
-    execution_id = engine.start("SELECT 1", "t")
+    execution_id = engine.start(through("SELECT 1"), "t")
     assert engine.execution(execution_id).state is QueryState.QUEUED
     assert engine.timings(execution_id) is None
     with pytest.raises(EngineError, match="not yet finished"):
@@ -570,10 +741,10 @@ def test_closing_refuses_new_queries_and_fails_late_jobs(
 ) -> None:
     jobs: list[Callable[[], None]] = []
     engine = make_engine(run=jobs.append)
-    execution_id = engine.start("SELECT 1", "t")
+    execution_id = engine.start(through("SELECT 1"), "t")
     engine.close()
     with pytest.raises(EngineError, match="closed"):
-        engine.start("SELECT 1", "u")
+        engine.start(through("SELECT 1"), "u")
     jobs.pop()()
     execution = engine.execution(execution_id)
     assert execution.state is QueryState.FAILED
@@ -626,6 +797,25 @@ def test_only_changed_files_are_read_again(engine: LocalAthena, lake: Lake) -> N
     assert timings is not None and all(seconds >= 0 for seconds in timings)
 
 
+def test_the_files_of_every_layer_a_query_reads_are_read_once(
+    engine: LocalAthena, lake: Lake
+) -> None:
+    """A query on "user" reads "user" through its three layers: their files all count."""
+    shop(lake)  # three live files of "user"
+    lake.compact("user", 1, user("u7", "Gus", DAY.format(7)), user("u8", "Hal", DAY.format(8)))
+    lake.tombstone("user", **user("u8", "Hal", DAY.format(8)))
+    assert rows(engine, 'SELECT id FROM "user" ORDER BY id') == [
+        ("u1",), ("u2",), ("u3",), ("u7",),
+    ]  # fmt: skip
+    assert engine.files_read == 3 + 1 + 1  # live, compacted, tombstone
+
+    assert rows(engine, 'SELECT count(*) FROM "user"') == [("4",)]
+    assert engine.files_read == 5
+    lake.tombstone("user", **user("u7", "Gus", DAY.format(7)))
+    assert rows(engine, 'SELECT count(*) FROM "user"') == [("3",)]
+    assert engine.files_read == 6
+
+
 def test_a_file_removed_while_the_lake_is_read_counts_as_removed(
     engine: LocalAthena, lake: Lake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -635,11 +825,15 @@ def test_a_file_removed_while_the_lake_is_read_counts_as_removed(
     lake.put("user", id="u1", name="Ann", email="ada@x.org", createdAt="2026-01-01T10:00:00.000Z")
     lake.put("user", id="u6", name="Fay", email="f@x.org", createdAt="2026-03-01T00:00:00.000Z")
     original = athena._list_table
+    live = lake.store.path(keys.lake_table_prefix("user").rstrip("/"))
 
     def listing_then_removing(table_dir: Path) -> dict[str, Any]:
         listed = original(table_dir)
-        lake.remove("user", id="u1", createdAt="2026-01-01T10:00:00.000Z")
-        lake.remove("user", id="u6", createdAt="2026-03-01T00:00:00.000Z")
+        # The query lists all three layers of "user"; the files vanish after the listing
+        # of the live layer, the one that holds them.
+        if Path(table_dir) == live:
+            lake.remove("user", id="u1", createdAt="2026-01-01T10:00:00.000Z")
+            lake.remove("user", id="u6", createdAt="2026-03-01T00:00:00.000Z")
         return listed
 
     monkeypatch.setattr(athena, "_list_table", listing_then_removing)
@@ -737,12 +931,34 @@ def test_following_reads_only_the_files_named_not_the_table(
     assert engine.files_read == 1  # u2 only: nobody named u1
 
     assert rows(engine, 'SELECT id FROM "user" ORDER BY id') == [("u1",), ("u2",)]
-    assert engine.files_read == 2  # the query's own refresh lists the table
+    # The query's own refresh lists the table's layers (u1; the other two are empty).
+    assert engine.files_read == 2
+
+
+def test_the_engine_follows_every_layer(
+    engine: LocalAthena, lake_dir: Path, spec_of: Callable[[str], TableSpec]
+) -> None:
+    """Compaction's files and the stream handler's tombstones are followed like live files."""
+    followed = Lake(lake_dir, spec_of)
+    followed.store = DirectoryObjectStore(lake_dir, on_change=engine.lake_changed)
+    followed.compact(
+        "user", 1, user("u1", "Ada", DAY.format(10)), user("u2", "Bob", DAY.format(11))
+    )
+    followed.tombstone("user", **user("u2", "Bob", DAY.format(11)))
+    followed.put("user", **user("u3", "Cy", DAY.format(12)))
+    engine.wait_until_idle()
+    assert engine.files_read == 3  # one file of each layer, loaded ahead of any query
+
+    assert rows(engine, 'SELECT id FROM "user" ORDER BY id') == [("u1",), ("u3",)]
+    assert engine.files_read == 3
 
 
 def test_changes_outside_the_lake_or_its_tables_are_ignored(engine: LocalAthena) -> None:
     engine.lake_changed("results/abc.csv")
     engine.lake_changed("tables/not_a_table/year=2026/month=01/day=01/x.parquet")
+    engine.lake_changed("compacted/not_a_table/year=2026/month=01/day=01/1-0.parquet")
+    engine.lake_changed("deleted/not_a_table/year=2026/month=01/day=01/x.parquet")
+    engine.lake_changed("tables/user__live/year=2026/month=01/day=01/x.parquet")
     engine.wait_until_idle()
 
     assert engine.files_read == 0
