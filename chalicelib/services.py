@@ -99,6 +99,7 @@ class Services:
             self.client("athena"),
             workgroup=self.settings.athena_workgroup,
             database=self.settings.glue_database,
+            result_reuse_minutes=self.settings.result_reuse_minutes,
         )
 
     @cached_property
@@ -116,6 +117,7 @@ class Services:
             region=s.region,
             account_id=s.account_id,
             publish=self._publish_local_event,
+            result_reuse_minutes=s.result_reuse_minutes,
         )
 
     @cached_property

@@ -36,6 +36,9 @@ DEFAULT_MAX_DELETION_TRIGGERS = 1
 # schedule, in minutes; on the embedded default by the local runtime, in seconds.
 DEFAULT_COMPACTION_MINUTES = 15
 DEFAULT_LOCAL_COMPACTION_SECONDS = 60
+# Athena's query result reuse for task SQL, in minutes (0: off; Athena allows 7 days).
+# Off by default: a reused result can be older than the lake.
+MAX_RESULT_REUSE_MINUTES = 7 * 24 * 60
 
 # The root logger's level on Lambda (chalicelib.telemetry.logs).
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -80,6 +83,7 @@ class Settings:
     max_deletion_triggers: int = DEFAULT_MAX_DELETION_TRIGGERS
     compaction_minutes: int = DEFAULT_COMPACTION_MINUTES
     local_compaction_seconds: int = DEFAULT_LOCAL_COMPACTION_SECONDS
+    result_reuse_minutes: int = 0
     # The level of the root logger where Lambda runs the app: one of LOG_LEVELS.
     log_level: str = DEFAULT_LOG_LEVEL
 
@@ -195,6 +199,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "OCG_COMPACTION_MINUTES",
             get("OCG_COMPACTION_MINUTES", str(DEFAULT_COMPACTION_MINUTES)),
         ),
+        result_reuse_minutes=_int_within(
+            "OCG_RESULT_REUSE_MINUTES",
+            get("OCG_RESULT_REUSE_MINUTES", "0"),
+            0,
+            MAX_RESULT_REUSE_MINUTES,
+        ),
         local_compaction_seconds=_positive_int(
             "OCG_LOCAL_COMPACTION_SECONDS",
             get("OCG_LOCAL_COMPACTION_SECONDS", str(DEFAULT_LOCAL_COMPACTION_SECONDS)),
@@ -207,6 +217,12 @@ def _flag(name: str, value: str) -> bool:
     if value.lower() not in ("true", "false"):
         raise SettingsError(f"{name}={value!r} must be true or false")
     return value.lower() == "true"
+
+
+def _int_within(name: str, value: str, low: int, high: int) -> int:
+    if not re.fullmatch(r"[0-9]+", value) or not low <= int(value) <= high:
+        raise SettingsError(f"{name}={value!r} must be a whole number from {low} to {high}")
+    return int(value)
 
 
 def _positive_int(name: str, value: str) -> int:

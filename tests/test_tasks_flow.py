@@ -352,3 +352,58 @@ def test_state_changes_of_another_workgroup_never_reach_the_tracker(shop: Loaded
     event["detail"]["workgroupName"] = "someone-elses"
 
     assert shop.services.local_runtime.events.publish(event) == []
+
+
+STATISTICS = "statistics { dataScannedBytes engineMillis queueMillis resultReused }"
+
+
+def statistics(app: LoadedApp, task_id: str) -> dict[str, Any]:
+    query = f'{{ taskResultUsersByCity(taskId: "{task_id}") {{ taskStatus {STATISTICS} }} }}'
+    result: dict[str, Any] = app.data(query)["taskResultUsersByCity"]
+    assert result["taskStatus"] == "SUCCEEDED", result
+    return dict(result["statistics"])
+
+
+def test_a_finished_task_tells_what_its_query_cost(
+    shop: LoadedApp, shop_data: dict[str, str]
+) -> None:
+    task_id = trigger(shop, "usersByCity", 'city: "Paris"')
+    running = shop.data(f'{{ taskResultUsersByCity(taskId: "{task_id}") {{ {STATISTICS} }} }}')
+    shop.settle()
+
+    assert running["taskResultUsersByCity"]["statistics"] in (None, statistics(shop, task_id))
+    cost = statistics(shop, task_id)
+    lake = shop.services.settings.local_lake_dir
+    on_disk = sum(path.stat().st_size for path in lake.rglob("*.parquet"))
+    # The files of the tables it reads (user, address): some of the lake, not nothing.
+    assert 0 < cost["dataScannedBytes"] < on_disk
+    assert cost["engineMillis"] >= 0 and cost["queueMillis"] >= 0
+    assert cost["resultReused"] is False
+    # Off by default: the same query runs again.
+    again = trigger(shop, "usersByCity", 'city: "Paris"')
+    shop.settle()
+    assert statistics(shop, again)["resultReused"] is False
+
+
+def test_a_stage_that_opts_in_reuses_an_identical_querys_result(
+    load_app: Callable[..., LoadedApp], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OCG_RESULT_REUSE_MINUTES", "5")
+    app = load_app()
+    paris = app.data('mutation { createUser(input: {name: "Ann", email: "a@x.org"}) { id } }')
+    app.data(
+        'mutation ($u: ID!) { createAddress(input: {userId: $u, city: "Paris", country: "FR"}) '
+        "{ id } }",
+        {"u": paris["createUser"]["id"]},
+    )
+    app.settle()
+    first = run(app, "usersByCity", 'city: "Paris"', "{ name }")
+
+    task_id = trigger(app, "usersByCity", 'city: "Paris"')
+    app.settle()
+    reused = statistics(app, task_id)
+    assert reused["resultReused"] is True and reused["dataScannedBytes"] == 0
+    assert task_result(app, "usersByCity", task_id, "{ name }")["result"] == first
+    other = trigger(app, "usersByCity", 'city: "Rome"')
+    app.settle()
+    assert statistics(app, other)["resultReused"] is False

@@ -41,6 +41,14 @@ def _task_fields(task: Task) -> dict[str, Any]:
         "startDate": task.start_date,
         "finishDate": task.finish_date,
         "errorMessage": task.error_message,
+        "statistics": None
+        if task.statistics is None
+        else {
+            "dataScannedBytes": task.statistics.data_scanned_bytes,
+            "engineMillis": task.statistics.engine_millis,
+            "queueMillis": task.statistics.queue_millis,
+            "resultReused": task.statistics.result_reused,
+        },
     }
 
 

@@ -190,12 +190,17 @@ class DirectoryObjectStore:
                     yield StoredObject(key, etag)
 
     def get(self, key: str) -> tuple[bytes, str] | None:
+        """The version is noted before the bytes are read: a file rewritten in between
+        reads newer than its version says, so a conditional delete by that version
+        leaves it, which is safe; the other way round would delete unread bytes."""
         path = self.path(key)
-        with self._exclusive():
-            etag = _etag(path)
-            if etag is None:
-                return None
+        etag = _etag(path)
+        if etag is None:
+            return None
+        try:
             return path.read_bytes(), etag
+        except FileNotFoundError:
+            return None
 
     def delete_if_unchanged(self, objects: Iterable[StoredObject]) -> set[str]:
         deleted = set()

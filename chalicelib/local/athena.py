@@ -59,6 +59,7 @@ from chalicelib.tasks.engine import (
     InvalidPageToken,
     QueryExecution,
     QueryState,
+    QueryStatistics,
     ResultPage,
     UnknownExecution,
 )
@@ -130,10 +131,22 @@ class _Execution:
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     read_seconds: float = 0.0
     execute_seconds: float = 0.0
+    started: datetime | None = None  # when it left the queue
+    scanned_bytes: int | None = None
+    reused: bool = False
 
     def snapshot(self) -> QueryExecution:
+        queued = None if self.started is None else self.started - self.submitted
+        statistics = QueryStatistics(
+            data_scanned_bytes=self.scanned_bytes,
+            engine_millis=round((self.read_seconds + self.execute_seconds) * 1000)
+            if self.state.finished
+            else None,
+            queue_millis=None if queued is None else round(queued / timedelta(milliseconds=1)),
+            result_reused=self.reused,
+        )
         return QueryExecution(
-            self.execution_id, self.state, self.reason, self.submitted, self.completed
+            self.execution_id, self.state, self.reason, self.submitted, self.completed, statistics
         )
 
 
@@ -200,6 +213,7 @@ class LocalAthena:
         account_id: str,
         publish: Callable[[dict[str, Any]], object],
         run: Runner | None = None,
+        result_reuse_minutes: int = 0,
     ) -> None:
         self._lake_dir = Path(lake_dir)
         self._layers = {layer.name.lower(): layer for layer in tables}
@@ -217,6 +231,7 @@ class LocalAthena:
         self._region = region
         self._account_id = account_id
         self._publish = publish
+        self._result_reuse = timedelta(minutes=result_reuse_minutes)
         self._worker: _Worker | None = None
         if run is None:
             self._worker = _Worker()
@@ -260,9 +275,19 @@ class LocalAthena:
                     )
                 return known
             execution_id = str(uuid.uuid4())
-            self._executions[execution_id] = _Execution(execution_id, sql, keys.utc_now())
+            execution = _Execution(execution_id, sql, keys.utc_now())
+            self._executions[execution_id] = execution
             self._by_token[request_token] = execution_id
-            self._pending += 1
+            earlier = self._reusable(sql, execution.submitted)
+            if earlier is not None:
+                execution.columns, execution.rows = earlier.columns, earlier.rows
+                execution.started, execution.reused = execution.submitted, True
+                execution.scanned_bytes = 0
+            else:
+                self._pending += 1
+        if earlier is not None:
+            self._transition(execution_id, QueryState.SUCCEEDED)
+            return execution_id
         try:
             self._run(lambda: self._job(lambda: self._execute(execution_id)))
         except BaseException:
@@ -273,6 +298,21 @@ class LocalAthena:
                 self._idle.notify_all()
             raise
         return execution_id
+
+    def _reusable(self, sql: str, now: datetime) -> _Execution | None:
+        """With result reuse on, the newest identical query that succeeded within the
+        maximum age (as Athena's ResultReuseByAgeConfiguration); call with the lock held."""
+        if not self._result_reuse:
+            return None
+        found = [
+            e
+            for e in self._executions.values()
+            if e.sql == sql
+            and e.state is QueryState.SUCCEEDED
+            and e.completed is not None
+            and now - e.completed <= self._result_reuse
+        ]
+        return max(found, key=lambda e: e.completed or now, default=None)
 
     def abandon(self, execution_id: str, submitted: datetime, reason: str) -> None:
         """Fail a query an earlier process started and did not finish (it died): the
@@ -449,12 +489,15 @@ class LocalAthena:
     def _execute(self, execution_id: str) -> None:
         sql = self._transition(execution_id, QueryState.RUNNING)
         read_seconds = execute_seconds = 0.0
+        scanned: int | None = None
         try:
             duckdb_sql, table_names = _transpile(sql)
             with self._db_lock:
                 lake = self._connected()
                 started = time.perf_counter()
-                lake.refresh(name for name in table_names if name in self._layers)
+                read = [name for name in table_names if name in self._layers]
+                lake.refresh(read)
+                scanned = lake.stored_bytes(read)
                 read_seconds = time.perf_counter() - started
                 started = time.perf_counter()
                 try:
@@ -473,6 +516,7 @@ class LocalAthena:
             execution = self._executions[execution_id]
             execution.columns, execution.rows = columns, rows
             execution.read_seconds, execution.execute_seconds = read_seconds, execute_seconds
+            execution.scanned_bytes = scanned
         self._transition(execution_id, QueryState.SUCCEEDED)
 
     def _transition(self, execution_id: str, state: QueryState, reason: str | None = None) -> str:
@@ -483,6 +527,8 @@ class LocalAthena:
         with self._lock:
             execution = self._executions[execution_id]
             previous, execution.state = execution.state, state
+            if state is QueryState.RUNNING:
+                execution.started = keys.utc_now()
             if state.finished:
                 execution.reason = reason
                 execution.completed = keys.utc_now()
@@ -779,6 +825,11 @@ class _LoadedLake:
         columns = tuple(str(column[0]).lower() for column in cursor.description or ())
         rows: list[tuple[Any, ...]] = cursor.fetchall()
         return columns, rows
+
+    def stored_bytes(self, names: Iterable[str]) -> int:
+        """The size of the loaded files of the named tables: what Athena would scan of
+        them, before any partition pruning or column selection."""
+        return sum(signature[2] for name in set(names) for signature in self._loaded[name].values())
 
     def refresh(self, names: Iterable[str]) -> None:
         for name in sorted(set(names)):

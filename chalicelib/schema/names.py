@@ -26,6 +26,7 @@ FIXED_TYPES = (
     (naming.TASK_STATUS, "the task status enum"),
     (naming.TASK_TRIGGER_RESULT, "the result type of triggerTask fields"),
     (naming.DELETION_TASK_RESULT, "the result type of deletion tasks"),
+    (naming.TASK_STATISTICS, "the statistics type of task results"),
 )
 
 

@@ -38,6 +38,15 @@ TASK_FIELDS = (
     "startDate: AWSDateTime!",
     "finishDate: AWSDateTime",
     "errorMessage: String",
+    # What the engine reported of the task's query, once it finished (beyond DESIGN §2).
+    f"statistics: {naming.TASK_STATISTICS}",
+)
+STATISTICS_FIELDS = (
+    # Bytes can pass GraphQL's 32-bit Int: a Float holds them exactly up to 2^53.
+    "dataScannedBytes: Float",
+    "engineMillis: Int",
+    "queueMillis: Int",
+    "resultReused: Boolean!",
 )
 # A query task's rows can be read in pages (beyond DESIGN §2): all rows when not given.
 TASK_RESULT_PAGING = "limit: Int, nextToken: String"
@@ -55,6 +64,7 @@ def public_sdl(model: SchemaModel) -> str:
     blocks.append(_block("type", naming.DELETE_RESULT, ("id: ID!", "deleted: Boolean!")))
     if tasks:
         blocks.append(_block("type", naming.TASK_TRIGGER_RESULT, ("taskId: ID!",)))
+        blocks.append(_block("type", naming.TASK_STATISTICS, STATISTICS_FIELDS))
     blocks += [_block("type", t.name, _fields(t.fields)) for t in model.task_responses]
     for task in model.query_tasks:
         item = task.result.name + ("!" if task.result.is_list else "")

@@ -14,24 +14,38 @@ from chalicelib.tasks.engine import (
     InvalidPageToken,
     QueryExecution,
     QueryState,
+    QueryStatistics,
     ResultPage,
     UnknownExecution,
 )
 
 
 class AthenaEngine:
-    def __init__(self, client: Any, *, workgroup: str, database: str) -> None:
+    def __init__(
+        self, client: Any, *, workgroup: str, database: str, result_reuse_minutes: int = 0
+    ) -> None:
+        """``result_reuse_minutes`` > 0: an identical query whose results are at most that
+        old is answered from them (Athena's query result reuse), scanning nothing."""
         self._client = client
         self._workgroup = workgroup
         self._database = database
+        self._result_reuse_minutes = result_reuse_minutes
 
     def start(self, sql: str, request_token: str) -> str:
-        response = self._client.start_query_execution(
-            QueryString=sql,
-            ClientRequestToken=request_token,
-            QueryExecutionContext={"Database": self._database},
-            WorkGroup=self._workgroup,
-        )
+        request: dict[str, Any] = {
+            "QueryString": sql,
+            "ClientRequestToken": request_token,
+            "QueryExecutionContext": {"Database": self._database},
+            "WorkGroup": self._workgroup,
+        }
+        if self._result_reuse_minutes:
+            request["ResultReuseConfiguration"] = {
+                "ResultReuseByAgeConfiguration": {
+                    "Enabled": True,
+                    "MaxAgeInMinutes": self._result_reuse_minutes,
+                }
+            }
+        response = self._client.start_query_execution(**request)
         return str(response["QueryExecutionId"])
 
     def execution(self, execution_id: str) -> QueryExecution:
@@ -46,14 +60,13 @@ class AthenaEngine:
         reason = status.get("AthenaError", {}).get("ErrorMessage") or status.get(
             "StateChangeReason"
         )
-        scanned = execution.get("Statistics", {}).get("DataScannedInBytes")
         return QueryExecution(
             execution_id=execution_id,
             state=QueryState(status["State"]),
             reason=reason,
             submitted=status.get("SubmissionDateTime"),
             completed=status.get("CompletionDateTime"),
-            data_scanned_bytes=None if scanned is None else int(scanned),
+            statistics=_statistics(execution.get("Statistics", {})),
         )
 
     def results(
@@ -87,6 +100,21 @@ class AthenaEngine:
         if first_page:
             rows = rows[1:]
         return ResultPage(columns, tuple(rows), response.get("NextToken"))
+
+
+def _statistics(reported: dict[str, Any]) -> QueryStatistics:
+    def number(name: str) -> int | None:
+        value = reported.get(name)
+        return None if value is None else int(value)
+
+    return QueryStatistics(
+        data_scanned_bytes=number("DataScannedInBytes"),
+        engine_millis=number("EngineExecutionTimeInMillis"),
+        queue_millis=number("QueryQueueTimeInMillis"),
+        result_reused=bool(
+            reported.get("ResultReuseInformation", {}).get("ReusedPreviousResult", False)
+        ),
+    )
 
 
 def _message(error: Any) -> str:

@@ -38,15 +38,27 @@ class QueryState(StrEnum):
 
 
 @dataclass(frozen=True)
+class QueryStatistics:
+    """What the engine reports of a finished query (Athena's ``Statistics``); None where
+    it reports nothing."""
+
+    # What the query read, as Athena bills it (locally: the size of the lake files of the
+    # tables it reads, what Athena would scan without pruning).
+    data_scanned_bytes: int | None = None
+    engine_millis: int | None = None  # running the query
+    queue_millis: int | None = None  # waiting to run
+    # Answered from an earlier identical query's results (Athena's result reuse).
+    result_reused: bool = False
+
+
+@dataclass(frozen=True)
 class QueryExecution:
     execution_id: str
     state: QueryState
     reason: str | None = None  # why it failed or was cancelled
     submitted: datetime | None = None
     completed: datetime | None = None
-    # What the query read, as Athena bills it; None where the engine does not measure it
-    # (the local engine: DuckDB reads its in-memory copy of the lake, not Athena's files).
-    data_scanned_bytes: int | None = None
+    statistics: QueryStatistics = QueryStatistics()
 
 
 @dataclass(frozen=True)
@@ -75,6 +87,8 @@ class QueryEngine(Protocol):
         """Start ``sql`` (Trino SQL, placeholders rendered) and return the execution id.
 
         ``request_token`` makes the call idempotent: the same token returns the same id.
+        With result reuse on, an identical query finished within its maximum age is
+        answered from that query's results.
         """
 
     def execution(self, execution_id: str) -> QueryExecution:

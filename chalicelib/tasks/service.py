@@ -29,6 +29,7 @@ from chalicelib.tasks.engine import (
     QueryEngine,
     QueryExecution,
     QueryState,
+    QueryStatistics,
     ResultPage,
 )
 from chalicelib.telemetry import metrics
@@ -53,6 +54,14 @@ TASK_STATUS, START_DATE, FINISH_DATE, ERROR_MESSAGE = (
     "errorMessage",
 )
 DELETION_STEP, DELETED_COUNT = "deletionStep", "deletedCount"
+# The engine's report of the task's query (QueryStatistics), as one map attribute.
+STATISTICS = "statistics"
+_STATISTICS_FIELDS = (
+    ("dataScannedBytes", "data_scanned_bytes"),
+    ("engineMillis", "engine_millis"),
+    ("queueMillis", "queue_millis"),
+    ("resultReused", "result_reused"),
+)
 
 
 class TaskType(StrEnum):
@@ -94,6 +103,7 @@ class Task:
     error_message: str | None = None
     deletion_step: DeletionStep | None = None
     deleted_count: int | None = None
+    statistics: QueryStatistics | None = None  # once its query finished
 
 
 def _final_status(execution: QueryExecution) -> tuple[TaskStatus, str | None]:
@@ -102,6 +112,27 @@ def _final_status(execution: QueryExecution) -> tuple[TaskStatus, str | None]:
     if execution.state is QueryState.CANCELLED:
         return TaskStatus.FAILED, execution.reason or "the query was cancelled"
     return TaskStatus.FAILED, execution.reason or "the query failed"
+
+
+def _statistics_item(statistics: QueryStatistics) -> dict[str, Any]:
+    """The map attribute of a task's statistics; what the engine did not report is left out."""
+    return {
+        name: getattr(statistics, field)
+        for name, field in _STATISTICS_FIELDS
+        if getattr(statistics, field) is not None
+    }
+
+
+def _statistics_of(item: Mapping[str, Any]) -> QueryStatistics:
+    def number(name: str) -> int | None:
+        return None if item.get(name) is None else int(item[name])
+
+    return QueryStatistics(
+        data_scanned_bytes=number("dataScannedBytes"),
+        engine_millis=number("engineMillis"),
+        queue_millis=number("queueMillis"),
+        result_reused=bool(item.get("resultReused", False)),
+    )
 
 
 def _task_fields(task: Task) -> dict[str, str]:
@@ -217,9 +248,7 @@ class TaskService:
             return False
         recorded = self.engine.execution(execution_id)
         reason = (detail.get("athenaError") or {}).get("errorMessage") or recorded.reason
-        execution = QueryExecution(
-            execution_id, state, reason, data_scanned_bytes=recorded.data_scanned_bytes
-        )
+        execution = QueryExecution(execution_id, state, reason, statistics=recorded.statistics)
         return self._advance(task, execution, recorded.completed or time or self._clock())
 
     def _unrecorded(self, execution_id: str) -> None:
@@ -243,8 +272,9 @@ class TaskService:
             ":status": status.value,
             ":finish": keys.timestamp_text(finished_at),
         }
-        names = {"#finish": FINISH_DATE, "#step": DELETION_STEP}
-        update = "SET #status = :status, #finish = :finish"
+        names = {"#finish": FINISH_DATE, "#step": DELETION_STEP, "#statistics": STATISTICS}
+        values[":statistics"] = _statistics_item(execution.statistics)
+        update = "SET #status = :status, #finish = :finish, #statistics = :statistics"
         if message is not None:
             update += ", #error = :error"
             names["#error"] = ERROR_MESSAGE
@@ -305,9 +335,9 @@ class TaskService:
     def _advance(self, task: Task, execution: QueryExecution, finished_at: datetime) -> bool:
         """Move a task whose query finished on; only the caller that moved it counts the
         query's scanned bytes and, when the task is final, its outcome."""
-        scanned = execution.data_scanned_bytes
+        scanned = execution.statistics.data_scanned_bytes
         if task.task_type is TaskType.DELETION and execution.state is QueryState.SUCCEEDED:
-            moved = self._queue(task.task_id)
+            moved = self._queue(task.task_id, execution.statistics)
             if moved:
                 logger.info(
                     "deletion task %s selected its rows; queued for deletion",
@@ -350,22 +380,27 @@ class TaskService:
             },
         )
 
-    def _queue(self, task_id: str) -> bool:
+    def _queue(self, task_id: str, statistics: QueryStatistics) -> bool:
         """SELECTING → QUEUED, then the message: only the caller that made the move
         sends it. If sending fails the move is undone and the error raised, so the event
         or the next poll tries again."""
         if self._queue_deletion is None:
             raise RuntimeError("this task service was given no deletion queue")
-        names = {"#step": DELETION_STEP}
+        names = {"#step": DELETION_STEP, "#statistics": STATISTICS}
         running = TaskStatus.RUNNING.value
         selecting, queued = DeletionStep.SELECTING.value, DeletionStep.QUEUED.value
         condition = "#status = :running AND #step = :from"
         if not self._update(
             task_id,
-            "SET #step = :to",
+            "SET #step = :to, #statistics = :statistics",
             condition,
             names,
-            {":running": running, ":from": selecting, ":to": queued},
+            {
+                ":running": running,
+                ":from": selecting,
+                ":to": queued,
+                ":statistics": _statistics_item(statistics),
+            },
         ):
             return False
         try:
@@ -375,7 +410,7 @@ class TaskService:
                 task_id,
                 "SET #step = :to",
                 condition,
-                names,
+                {"#step": DELETION_STEP},
                 {":running": running, ":from": queued, ":to": selecting},
             )
             raise
@@ -427,6 +462,7 @@ class TaskService:
         plain = {name: self._deserializer.deserialize(value) for name, value in item.items()}
         step = plain.get(DELETION_STEP)
         count = plain.get(DELETED_COUNT)
+        statistics = plain.get(STATISTICS)
         return Task(
             task_id=str(plain[TASK_ID]),
             task_type=TaskType(plain[TASK_TYPE]),
@@ -437,4 +473,5 @@ class TaskService:
             error_message=plain.get(ERROR_MESSAGE),
             deletion_step=None if step is None else DeletionStep(step),
             deleted_count=None if count is None else int(count),
+            statistics=None if statistics is None else _statistics_of(statistics),
         )

@@ -106,9 +106,17 @@ def test_generated_types(schema: GraphQLSchema) -> None:
         "startDate": "AWSDateTime!",
         "finishDate": "AWSDateTime",
         "errorMessage": "String",
+        "statistics": "TaskStatistics",
         "nextToken": "String",
     }
     assert "result" not in fields("DeletionTaskResult")
+    assert fields("DeletionTaskResult")["statistics"] == "TaskStatistics"
+    assert fields("TaskStatistics") == {
+        "dataScannedBytes": "Float",
+        "engineMillis": "Int",
+        "queueMillis": "Int",
+        "resultReused": "Boolean!",
+    }
     status = schema.type_map["TaskStatus"]
     assert isinstance(status, GraphQLEnumType)
     assert list(status.values) == ["RUNNING", "SUCCEEDED", "FAILED"]

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from moto.moto_api import state_manager
 
-from chalicelib.tasks.engine import InvalidPageToken, QueryState
+from chalicelib.tasks.athena import AthenaEngine
+from chalicelib.tasks.engine import InvalidPageToken, QueryState, QueryStatistics
 from tests.athena_world import DATABASE, WORKGROUP, AthenaWorld
 
 
@@ -84,11 +85,36 @@ def test_a_token_athena_refuses_is_an_invalid_page_token(world: AthenaWorld) -> 
         world.engine.results(execution_id, next_token="not-a-token")
 
 
-def test_the_bytes_a_query_scanned_come_from_athenas_statistics(world: AthenaWorld) -> None:
+def test_the_statistics_come_from_athenas(world: AthenaWorld) -> None:
     def report(parsed: dict[str, Any], **_: Any) -> None:
-        parsed["QueryExecution"]["Statistics"]["DataScannedInBytes"] = 123_456_789
+        parsed["QueryExecution"]["Statistics"].update(
+            DataScannedInBytes=123_456_789,
+            EngineExecutionTimeInMillis=1500,
+            QueryQueueTimeInMillis=42,
+            ResultReuseInformation={"ReusedPreviousResult": True},
+        )
 
     world.athena.meta.events.register("after-call.athena.GetQueryExecution", report)
     execution_id = world.engine.start("SELECT 1", "token-0000000000000000000000000099")
 
-    assert world.engine.execution(execution_id).data_scanned_bytes == 123_456_789
+    assert world.engine.execution(execution_id).statistics == QueryStatistics(
+        data_scanned_bytes=123_456_789, engine_millis=1500, queue_millis=42, result_reused=True
+    )
+
+
+@pytest.mark.parametrize("minutes", [0, 60])
+def test_result_reuse_is_asked_for_only_when_the_stage_opts_in(
+    world: AthenaWorld, minutes: int
+) -> None:
+    sent: list[dict[str, Any]] = []
+    world.athena.meta.events.register(
+        "provide-client-params.athena.StartQueryExecution",
+        lambda params, **_: sent.append(dict(params)),
+    )
+    engine = AthenaEngine(
+        world.athena, workgroup=WORKGROUP, database=DATABASE, result_reuse_minutes=minutes
+    )
+    engine.start("SELECT 1", "token-0000000000000000000000000098")
+
+    expected = {"ResultReuseByAgeConfiguration": {"Enabled": True, "MaxAgeInMinutes": minutes}}
+    assert sent[0].get("ResultReuseConfiguration") == (expected if minutes else None)
