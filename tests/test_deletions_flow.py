@@ -148,3 +148,31 @@ def test_a_deletion_message_that_keeps_failing_ends_in_the_dead_letter_queue(
     ]
     [dead] = sqs.receive_message(QueueUrl=dlq_url)["Messages"]
     assert dead["Body"] == '{"taskId": "nope"}'
+
+
+def test_after_compaction_a_delete_and_a_cascade_still_remove_each_relation_once(
+    shop: LoadedApp, favorites: dict[str, str]
+) -> None:
+    """The relations are compacted rows, not live files, when they are deleted: the
+    SELECT counts each once and the removals' tombstones hide them from every query."""
+    fired = shop.services.local_runtime.schedules.fire("compact_lake")
+    assert fired["liveFolded"] >= 4  # users, products, brands and the 4 relations
+    lake = shop.services.settings.local_lake_dir
+    assert not list((lake / "tables").rglob("*.parquet"))
+
+    task_id = trigger(shop, "triggerTaskRemoveFavoritesOfBrand", f'brandId: "{favorites["acme"]}"')
+    shop.settle()
+    result = deletion_result(shop, "taskResultRemoveFavoritesOfBrand", task_id)
+    assert (result["taskStatus"], result["deletedCount"]) == ("SUCCEEDED", 2)
+    assert [p["name"] for p in favorite_products(shop, favorites["ann"])] == ["Zip"]
+    assert favorite_products(shop, favorites["bob"])[0]["name"] == "Zip"
+
+    shop.data(f'mutation {{ deleteProduct(id: "{favorites["zip"]}") {{ deleted }} }}')
+    shop.settle()
+    assert favorite_products(shop, favorites["ann"]) == []
+    again = trigger(shop, "triggerTaskRemoveFavoritesOfBrand", f'brandId: "{favorites["acme"]}"')
+    shop.settle()
+    assert deletion_result(shop, "taskResultRemoveFavoritesOfBrand", again)["deletedCount"] == 0
+    shop.services.local_runtime.schedules.fire("compact_lake")
+    assert favorite_products(shop, favorites["bob"]) == []
+    assert not list((lake / "deleted").rglob("*.parquet"))

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -445,3 +449,26 @@ def test_queries_answer_what_the_table_holds_whatever_the_interleaving(
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
         ),
     )
+
+
+def test_make_compact_folds_the_local_lake(lake: Lake, tmp_path: Path) -> None:
+    """``make compact`` (``python -m chalicelib.lake.compaction``) on ``OCG_LOCAL_DIR``."""
+    local_dir = tmp_path / "local"
+    store = DirectoryObjectStore(local_dir / "lake")
+    lake.apply(*(product_change("INSERT", f"p{n}", DAYS[n % 2]) for n in range(3)), store=store)
+    environment = {**os.environ, "OCG_MODE": "local", "OCG_LOCAL_DIR": str(local_dir)}
+    environment.pop("OCG_SCHEMA_FILE", None)
+
+    ran = subprocess.run(
+        [sys.executable, "-m", "chalicelib.lake.compaction"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert ran.returncode == 0, ran.stderr
+    report = json.loads(ran.stdout)
+    assert (report["partitions"], report["liveFolded"], report["tables"]) == (2, 3, {"product": 2})
+    assert [found.key for found in store.list("tables/")] == []
+    assert len(list(store.list("compacted/product/"))) == 2
