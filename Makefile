@@ -6,7 +6,7 @@ PORT   ?= 8000
 
 SCAN   := .venv-scan
 
-.PHONY: install run reset load compact test lint types check bench deploy package scan teardown clean
+.PHONY: install run reset load sql compact test lint types check bench deploy package scan teardown clean
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,10 @@ run: install
 ## Load JSON Lines into the running `make run` through its API (docs/local.md): FILE=data.jsonl
 load: install
 	$(BIN)/python -m chalicelib.local.load $(FILE) --url http://127.0.0.1:$(PORT)/graphql
+
+## Ask the local lake a question, as a task reads it (docs/lake.md): Q='SELECT count(*) FROM "user"'
+sql: install
+	$(BIN)/python -m chalicelib.local.sql "$$Q"
 
 ## Compact the local lake (.local/lake) now, beside a running `make run` or not
 ## (docs/lake.md). A deployed stage: `python -m deploy compact --stage <stage>`.

@@ -123,15 +123,18 @@ def merged_select(table: TableSpec) -> str:
         same = " AND ".join(f"{alias}.{name} = c.{name}" for name in (key, *partitions))
         return f"NOT EXISTS (SELECT 1 FROM {layer} AS {alias} WHERE {same})"
 
+    # Quoted: a name that starts with an underscore is an identifier only when quoted in
+    # some of Athena's grammars.
+    generation, newest_column = _quote(GENERATION), _quote(_NEWEST)
     newest = (
-        f"SELECT *, max({GENERATION}) OVER (PARTITION BY {', '.join(partitions)}) "
-        f"AS {_NEWEST} FROM {compacted}"
+        f"SELECT *, max({generation}) OVER (PARTITION BY {', '.join(partitions)}) "
+        f"AS {newest_column} FROM {compacted}"
     )
     return (
         f"SELECT {', '.join(visible)} FROM {live} "
         f"UNION ALL "
         f"SELECT {', '.join(f'c.{name}' for name in visible)} FROM ({newest}) AS c "
-        f"WHERE c.{GENERATION} = c.{_NEWEST} "
+        f"WHERE c.{generation} = c.{newest_column} "
         f"AND {overrides(live, 'l')} AND {overrides(deleted, 'd')}"
     )
 
