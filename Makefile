@@ -8,13 +8,32 @@ SCAN   := .venv-scan
 
 .PHONY: install run reset load sql compact test lint types check bench deploy package scan teardown clean
 
-install: $(VENV)/.installed
+PLAYGROUND := playground
+BROWSER    := tests/browser
+AUDIT      := tests/http_audit
+NPM_CI     := npm ci --no-audit --no-fund --loglevel=error
+
+## Python in .venv; GET /graphql's GraphiQL built from playground/ (npm packages pinned by
+## its lock) into playground/dist/, which the app inlines (no CDN); playwright-core for
+## the browser test (tests/browser/, it drives Debian's chromium); graphql-http's server
+## audit (tests/http_audit/). Each step runs again only when what it is made from changes.
+install: $(VENV)/.installed $(PLAYGROUND)/dist/versions.json $(BROWSER)/node_modules/.installed \
+		$(AUDIT)/node_modules/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-layer.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
+
+# npm ci empties node_modules/ first, so a stamp there says the last one succeeded.
+%/node_modules/.installed: %/package.json %/package-lock.json
+	$(NPM_CI) --prefix $*
+	touch $@
+
+$(PLAYGROUND)/dist/versions.json: $(PLAYGROUND)/node_modules/.installed $(PLAYGROUND)/build.mjs \
+		$(wildcard $(PLAYGROUND)/src/*)
+	npm run build --silent --prefix $(PLAYGROUND)
 
 ## Run the app on the embedded local default (moto + DuckDB) with the GraphQL explorer.
 ## Its data is kept in .local/ across restarts. No auto-reload: every lake write would
@@ -90,4 +109,6 @@ teardown: install
 	$(BIN)/python -m deploy teardown --stage $(STAGE) $(if $(DATA),--delete-data)
 
 clean:
-	rm -rf $(VENV) $(SCAN) out .local .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SCAN) out .local .pytest_cache .mypy_cache .ruff_cache \
+	  $(PLAYGROUND)/node_modules $(PLAYGROUND)/dist $(BROWSER)/node_modules $(AUDIT)/node_modules \
+	  chalicelib/graphql/playground_assets

@@ -16,22 +16,31 @@ settings = services.settings
 # On Lambda the root logger writes JSON lines (chalicelib.telemetry.logs): Chalice's own
 # logger, which reports a route's unhandled exception, must not write text beside it.
 app = Chalice(app_name="ocg", configure_logs=not services.telemetry.on_lambda)
+cors = handlers.cors(settings)
 
 
+# Every Content-Type reaches the handler, which answers one it cannot read with a
+# GraphQL-shaped 415 (Chalice's own would not be GraphQL-shaped).
 @app.route(
     "/graphql",
     methods=["POST"],
-    content_types=["application/json"],
-    cors=True,
+    content_types=["*/*"],
+    cors=cors,
     api_key_required=settings.graphql_protected,
 )
 def graphql() -> Response:
     return handlers.graphql_request(app.current_request, services)
 
 
-@app.route("/graphql", methods=["GET"], cors=True, api_key_required=settings.graphql_protected)
-def graphql_explorer() -> Response:
-    return handlers.graphql_explorer(services)
+@app.route("/graphql", methods=["GET"], cors=cors, api_key_required=settings.graphql_protected)
+def graphql_get() -> Response:
+    return handlers.graphql_get(app.current_request, services)
+
+
+# The playground, for a browser that cannot send the API key GET /graphql needs.
+@app.route("/playground", methods=["GET"])
+def playground() -> Response:
+    return handlers.playground(services)
 
 
 @app.on_dynamodb_record(

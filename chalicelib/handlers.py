@@ -12,13 +12,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from chalice.app import Response
+from chalice.app import CORSConfig, Response
 
 if TYPE_CHECKING:
     from chalice.app import CloudWatchEvent, DynamoDBEvent, Request, SQSEvent
 
     from chalicelib.graphql import HttpResponse
     from chalicelib.services import Services
+    from chalicelib.settings import Settings
+
+
+def cors(settings: Settings) -> CORSConfig:
+    """The GraphQL routes' CORS, from the stage's settings (docs/configuration.md)."""
+    return CORSConfig(
+        allow_origin=settings.cors_origin,
+        allow_headers=list(settings.cors_headers),
+        max_age=settings.cors_max_age,
+    )
 
 
 def _to_chalice(response: HttpResponse) -> Response:
@@ -37,15 +47,48 @@ def _api_request_id(request: Request | None) -> str | None:
 
 
 def graphql_request(request: Request | None, services: Services) -> Response:
+    """A GraphQL request, by POST or GET (GraphQL over HTTP)."""
+    from chalicelib.graphql.endpoint import HttpRequest
+
     with services.telemetry.invocation(_api_request_id(request)), services.acknowledging():
-        body = request.raw_body if request is not None else None
-        return _to_chalice(services.graphql_endpoint.execute(body, services))
+        if request is None:
+            return _to_chalice(services.graphql_endpoint.execute(None, services))
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        http = HttpRequest(
+            request.method,
+            headers,
+            dict(request.query_params or {}),
+            request.raw_body if request.method == "POST" else None,
+        )
+        return _to_chalice(services.graphql_endpoint.serve(http, services))
 
 
-def graphql_explorer(services: Services) -> Response:
-    from chalicelib.graphql import explorer_page
+def graphql_get(request: Request | None, services: Services) -> Response:
+    """A GET is a query in the URL; without one, a browser gets the playground."""
+    params = {} if request is None else dict(request.query_params or {})
+    accept = "" if request is None else request.headers.get("accept", "")
+    if "query" not in params and "text/html" in accept:
+        from chalicelib.graphql.playground import playground_page
 
-    return _to_chalice(explorer_page(f"{services.settings.project} GraphQL"))
+        return _to_chalice(playground_page(_playground_title(services)))
+    return graphql_request(request, services)
+
+
+def playground(services: Services) -> Response:
+    """The playground where ``GET /graphql`` needs an API key a browser cannot send: the
+    page is public, its operations go to ``graphql`` with the key from its header editor."""
+    from chalicelib.graphql.playground import playground_page
+
+    key_header = '{\n  "x-api-key": ""\n}' if services.settings.graphql_protected else None
+    return _to_chalice(
+        playground_page(
+            _playground_title(services), graphql_url="graphql", header_template=key_header
+        )
+    )
+
+
+def _playground_title(services: Services) -> str:
+    return f"{services.settings.project} GraphQL"
 
 
 def table_changes(event: DynamoDBEvent, services: Services) -> dict[str, Any]:

@@ -138,23 +138,29 @@ class Services:
 
     @cached_property
     def graphql_endpoint(self) -> GraphQLEndpoint:
-        """The API; a protected stage's is limited in depth and cost, without
-        introspection. Every stage caps the tasks one request may trigger."""
+        """The API, with the stage's request limits (strict on a protected stage, which
+        also refuses introspection). Every stage caps the tasks one request may trigger."""
         from chalicelib.graphql import GraphQLEndpoint, build_executable_schema
+        from chalicelib.graphql.limits import ApiLimits
         from chalicelib.graphql.triggers import trigger_limit
 
-        limits = None
-        if self.settings.graphql_protected:
-            from chalicelib.graphql.limits import ApiLimits
-
-            limits = ApiLimits(self.model)
+        limits = ApiLimits(
+            self.model,
+            max_depth=self.settings.limits.max_depth,
+            max_cost=self.settings.limits.max_cost,
+            introspection=not self.settings.graphql_protected,
+        )
         triggers = trigger_limit(
             self.model,
             max_tasks=self.settings.max_task_triggers,
             max_deletions=self.settings.max_deletion_triggers,
         )
         return GraphQLEndpoint(
-            build_executable_schema(self.model), limits, document_rules=(triggers,)
+            build_executable_schema(self.model),
+            limits,
+            document_rules=(triggers,),
+            max_request_bytes=self.settings.limits.max_request_bytes,
+            max_tokens=self.settings.limits.max_tokens,
         )
 
     def deliver_local_events(self, app: Chalice) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -36,6 +36,34 @@ DEFAULT_MAX_DELETION_TRIGGERS = 1
 # schedule, in minutes; on the embedded default by the local runtime, in seconds.
 DEFAULT_COMPACTION_MINUTES = 15
 DEFAULT_LOCAL_COMPACTION_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """What one GraphQL request may ask of the server (chalicelib.graphql.endpoint)."""
+
+    max_request_bytes: int
+    max_tokens: int
+    max_depth: int
+    max_cost: int
+
+
+# A deployed (protected) stage's defaults, strict; the local stage's, generous: a
+# developer's own requests, bounded only against one holding the server for long.
+PROTECTED_LIMITS = RequestLimits(64 * 1024, 5_000, 10, 1_000)
+LOCAL_LIMITS = RequestLimits(512 * 1024, 20_000, 20, 20_000)
+
+# What GraphiQL, Apollo Client, urql and Relay send from a browser, beyond Chalice's own
+# five (Content-Type, X-Amz-Date, Authorization, X-Api-Key, X-Amz-Security-Token).
+DEFAULT_CORS_HEADERS = (
+    "Accept",
+    "Apollo-Require-Preflight",
+    "Apollographql-Client-Name",
+    "Apollographql-Client-Version",
+    "X-Apollo-Operation-Name",
+    "X-Requested-With",
+)
+DEFAULT_CORS_MAX_AGE = 600
 # Athena's query result reuse for task SQL, in minutes (0: off; Athena allows 7 days).
 # Off by default: a reused result can be older than the lake.
 MAX_RESULT_REUSE_MINUTES = 7 * 24 * 60
@@ -84,6 +112,12 @@ class Settings:
     compaction_minutes: int = DEFAULT_COMPACTION_MINUTES
     local_compaction_seconds: int = DEFAULT_LOCAL_COMPACTION_SECONDS
     result_reuse_minutes: int = 0
+    limits: RequestLimits = LOCAL_LIMITS
+    # CORS of the GraphQL routes: the one origin allowed ("*": any), headers a browser
+    # may send beyond Chalice's five, and how long a preflight is cached (seconds).
+    cors_origin: str = "*"
+    cors_headers: tuple[str, ...] = DEFAULT_CORS_HEADERS
+    cors_max_age: int = DEFAULT_CORS_MAX_AGE
     # The level of the root logger where Lambda runs the app: one of LOG_LEVELS.
     log_level: str = DEFAULT_LOG_LEVEL
 
@@ -134,6 +168,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 f"OCG_ACCOUNT_ID={account_id!r} must be the 12-digit AWS account id in aws mode"
             )
 
+    protected = _flag("OCG_GRAPHQL_PROTECTED", get("OCG_GRAPHQL_PROTECTED", str(mode == "aws")))
     table_name = get("OCG_TABLE", f"OCG-{project}")
     lake_bucket = get("OCG_LAKE_BUCKET", f"ocg-{project}-{account_id}")
     athena_results_bucket = get("OCG_ATHENA_RESULTS_BUCKET", f"ocg-{project}-athena-{account_id}")
@@ -185,9 +220,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         list_token_secret=get("OCG_LIST_TOKEN_SECRET", f"ocg-list-token|{table_name}").encode(),
         local_dir=local_dir,
-        graphql_protected=_flag(
-            "OCG_GRAPHQL_PROTECTED", get("OCG_GRAPHQL_PROTECTED", str(mode == "aws"))
-        ),
+        graphql_protected=protected,
         max_task_triggers=_positive_int(
             "OCG_MAX_TASK_TRIGGERS", get("OCG_MAX_TASK_TRIGGERS", str(DEFAULT_MAX_TASK_TRIGGERS))
         ),
@@ -198,6 +231,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         compaction_minutes=_positive_int(
             "OCG_COMPACTION_MINUTES",
             get("OCG_COMPACTION_MINUTES", str(DEFAULT_COMPACTION_MINUTES)),
+        ),
+        limits=_limits(get, PROTECTED_LIMITS if protected else LOCAL_LIMITS),
+        cors_origin=get("OCG_CORS_ORIGIN", "*"),
+        cors_headers=tuple(
+            name.strip()
+            for name in get("OCG_CORS_HEADERS", ",".join(DEFAULT_CORS_HEADERS)).split(",")
+            if name.strip()
+        ),
+        cors_max_age=_int_within(
+            "OCG_CORS_MAX_AGE", get("OCG_CORS_MAX_AGE", str(DEFAULT_CORS_MAX_AGE)), 0, 86_400
         ),
         result_reuse_minutes=_int_within(
             "OCG_RESULT_REUSE_MINUTES",
@@ -217,6 +260,15 @@ def _flag(name: str, value: str) -> bool:
     if value.lower() not in ("true", "false"):
         raise SettingsError(f"{name}={value!r} must be true or false")
     return value.lower() == "true"
+
+
+def _limits(get: Callable[[str, str], str], defaults: RequestLimits) -> RequestLimits:
+    """``OCG_MAX_REQUEST_BYTES``, ``OCG_MAX_TOKENS``, ``OCG_MAX_DEPTH``, ``OCG_MAX_COST``."""
+    values = {
+        name: _positive_int(f"OCG_{name.upper()}", get(f"OCG_{name.upper()}", str(default)))
+        for name, default in vars(defaults).items()
+    }
+    return RequestLimits(**values)
 
 
 def _int_within(name: str, value: str, low: int, high: int) -> int:

@@ -26,6 +26,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib import keys
 from chalicelib.lake.columns import ColumnType, column_type
+from chalicelib.messages import shown
 from chalicelib.schema.model import (
     CREATED_AT_FIELD,
     ID_FIELD,
@@ -189,7 +190,7 @@ class EntityStore:
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 raise EntityNotFound(
-                    f"{entity.name} with id {entity_id!r} does not exist"
+                    f"{entity.name} with id {shown(entity_id)} does not exist"
                 ) from None
             _raise_if_item_too_large(entity, error)
             raise
@@ -217,7 +218,7 @@ class EntityStore:
         token instead of leading the client to an empty page.
         """
         if order not in ("ASC", "DESC"):
-            raise InvalidValue(f"order must be ASC or DESC, got {order!r}")
+            raise InvalidValue(f"order must be ASC or DESC, got {shown(order)}")
         if limit < 1:
             raise InvalidValue(f"limit must be at least 1, got {limit}")
         limit = min(limit, MAX_LIST_LIMIT)

@@ -47,6 +47,9 @@ class StageOptions:
     api_daily_quota: int = 10_000
     # At most this many concurrent invocations of each queue listener (2 to 1,000).
     queue_max_concurrency: int = 5
+    # Ship the built GraphiQL in the package, so GET /playground serves it (its requests
+    # still need the API key: the page is public, the API is not). 1.9 MiB unzipped.
+    playground: bool = False
 
 
 _CHALICE_KEYS = ("log_retention_in_days",)
@@ -103,6 +106,8 @@ def _check(options: StageOptions, where: str) -> None:
         raise SettingsError(
             f"{where}.ocg.queue_max_concurrency={concurrency!r} must be from 2 to 1000"
         )
+    if not isinstance(options.playground, bool):
+        raise SettingsError(f"{where}.ocg.playground={options.playground!r} must be true or false")
     email = options.alarm_email
     if email is not None and (not isinstance(email, str) or "@" not in email):
         raise SettingsError(f"{where}.ocg.alarm_email={email!r} must be an e-mail address")

@@ -149,6 +149,10 @@ def package_stage(
         merge_file = Path(project) / "merge.json"
         merge_file.write_text(json.dumps(merge))
         copy_project(Path(project) / "project")
+        if options.playground:
+            problems = include_playground(Path(project) / "project")
+            if problems:
+                return problems
         config_file = Path(project) / "project" / ".chalice" / "config.json"
         write_config(_packaged_config(config, stage, settings, options), config_file)
         result = subprocess.run(
@@ -257,6 +261,26 @@ def _packaging_region() -> str:
 
     region: str | None = boto3.session.Session().region_name or os.environ.get("AWS_REGION")
     return region or DEFAULT_REGION
+
+
+def include_playground(project: Path, built: Path | None = None) -> list[str]:
+    """Put the built GraphiQL where a deployed stage's ``GET /playground`` reads it (the
+    stage option ``playground``): it is git-ignored, so :func:`copy_project` left it out."""
+    from chalicelib.graphql import playground
+
+    source = built or playground.BUILT_ASSETS
+    files = (playground.SCRIPT, playground.STYLESHEET)
+    missing = [name for name in files if not (source / name).is_file()]
+    if missing:
+        return [
+            f"the stage option ocg.playground is on, but {source} has no "
+            f"{' or '.join(missing)}: build the playground with `make install`"
+        ]
+    target = project / playground.PACKAGED_ASSETS.relative_to(PROJECT_ROOT)
+    target.mkdir(parents=True, exist_ok=True)
+    for name in files:
+        shutil.copy2(source / name, target / name)
+    return []
 
 
 def copy_project(destination: Path) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,12 +63,44 @@ def test_graphql_errors_come_back_with_http_200(shop: LoadedApp) -> None:
     assert "Cannot query field 'nope' on type 'User'" in result["errors"][0]["message"]
 
 
-def test_get_serves_the_graphiql_explorer(shop: LoadedApp) -> None:
-    response = shop.client.http.get("/graphql")
+def test_get_serves_the_graphiql_explorer_to_a_browser(shop: LoadedApp) -> None:
+    response = shop.client.http.get("/graphql", headers={"accept": "text/html,*/*;q=0.8"})
 
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/html")
     assert "graphiql" in response.body.decode().lower()
+
+
+def _page_settings(body: bytes) -> dict[str, Any]:
+    found = re.search(
+        r'id="playground-settings" type="application/json">(.*?)</script>', body.decode()
+    )
+    assert found is not None
+    settings: dict[str, Any] = json.loads(found.group(1))
+    return settings
+
+
+def test_the_keyless_playground_sends_operations_to_graphql_beside_it(shop: LoadedApp) -> None:
+    response = shop.client.http.get("/playground")
+
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert _page_settings(response.body) == {"graphqlUrl": "graphql"}
+
+
+def test_on_a_protected_stage_the_playground_asks_for_the_api_key(
+    load_app: Callable[..., LoadedApp], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OCG_GRAPHQL_PROTECTED", "true")
+    app = load_app()
+
+    settings = _page_settings(app.client.http.get("/playground").body)
+
+    assert json.loads(settings["defaultHeaders"]) == {"x-api-key": ""}
+    routes = app.module.app.routes
+    assert not routes["/playground"]["GET"].api_key_required
+    assert routes["/graphql"]["GET"].api_key_required is True
+    assert routes["/graphql"]["POST"].api_key_required is True
 
 
 def test_the_original_query_fields_are_replaced_by_tasks(shop: LoadedApp) -> None:

@@ -1,7 +1,7 @@
 """The GraphQL API generated from the user's schema."""
 
 from chalicelib.graphql.context import RequestContext
-from chalicelib.graphql.endpoint import GraphQLEndpoint, HttpResponse, explorer_page
+from chalicelib.graphql.endpoint import GraphQLEndpoint, HttpResponse
 from chalicelib.graphql.executable import build_executable_schema
 
 __all__ = [
@@ -9,5 +9,4 @@ __all__ = [
     "HttpResponse",
     "RequestContext",
     "build_executable_schema",
-    "explorer_page",
 ]

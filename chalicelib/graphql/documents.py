@@ -64,7 +64,10 @@ class DocumentCache:
         max_entries: int = MAX_ENTRIES,
         max_query_length: int = MAX_QUERY_LENGTH,
         max_cached_text: int = MAX_CACHED_TEXT,
+        max_tokens: int | None = None,
     ) -> None:
+        """``max_tokens``: the parser gives up on a longer document, before building it."""
+        self._max_tokens = max_tokens
         self._static = {
             *with_values_at_path(specified_rules),
             IntrospectionDisabledRule,
@@ -92,7 +95,7 @@ class DocumentCache:
             if entry is not None:
                 self._entries.move_to_end(query)
                 return entry.document
-        document = parse(query)
+        document = parse(query, max_tokens=self._max_tokens)
         if len(query) <= self._max_query_length:
             self._keep(_Entry(query, document))
         return document

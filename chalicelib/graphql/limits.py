@@ -21,13 +21,15 @@ from graphql import (
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    ValidationContext,
 )
 
 from chalicelib.schema import naming
 from chalicelib.schema.model import SchemaModel
+from chalicelib.settings import PROTECTED_LIMITS
 
-MAX_DEPTH = 10
-MAX_COST = 1000
+MAX_DEPTH = PROTECTED_LIMITS.max_depth
+MAX_COST = PROTECTED_LIMITS.max_cost
 
 
 def depth_limit(max_depth: int) -> type[ASTValidationRule]:
@@ -78,11 +80,19 @@ def cost_map(model: SchemaModel) -> dict[str, dict[str, Any]]:
 
 
 class ApiLimits:
-    """The extra validation of a protected stage; the cost map is built once."""
+    """The depth and cost limits of a stage, and whether it allows introspection (a
+    protected stage does not); the cost map is built once. The local stage has limits
+    too, generous ones, so that no one request holds the server for long."""
 
     def __init__(
-        self, model: SchemaModel, *, max_depth: int = MAX_DEPTH, max_cost: int = MAX_COST
+        self,
+        model: SchemaModel,
+        *,
+        max_depth: int = MAX_DEPTH,
+        max_cost: int = MAX_COST,
+        introspection: bool = False,
     ) -> None:
+        self.introspection = introspection
         self.depth_rule = depth_limit(max_depth)
         self._cost_map = cost_map(model)
         self._max_cost = max_cost
@@ -97,4 +107,30 @@ class ApiLimits:
             variables=variables,
             cost_map=self._cost_map,
         )
-        return [self.depth_rule, cost_rule]
+        return [self.depth_rule, _cost_only(cost_rule)]
+
+
+def _cost_only(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
+    """Ariadne's cost rule reports an argument whose variable does not coerce as a
+    validation error of its own (with the document's text in its message); variable
+    coercion reports it after validation, naming the variable, so the rule keeps to cost."""
+
+    class CostOnly(rule):  # type: ignore[misc,valid-type]
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(_CostReports(context))
+
+    return CostOnly
+
+
+class _CostReports:
+    """A validation context that passes on only the cost rule's own errors."""
+
+    def __init__(self, context: ValidationContext) -> None:
+        self._context = context
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+    def report_error(self, error: GraphQLError) -> None:
+        if error.original_error is None:
+            self._context.report_error(error)

@@ -20,6 +20,7 @@ from typing import Any
 from ariadne import ScalarType
 
 from chalicelib import keys
+from chalicelib.messages import shown
 
 # AppSync's formats are ISO-8601's extended forms; the basic and week forms are refused.
 _ZONE = r"(Z|[+-](?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d)?)"
@@ -35,7 +36,7 @@ _PHONE = re.compile(r"\+?[0-9][0-9 ().-]{2,}")
 
 def _expect_string(kind: str, value: Any) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"{kind} must be a string, got {value!r}")
+        raise ValueError(f"{kind} must be a string, got {shown(value)}")
     return value
 
 
@@ -52,7 +53,7 @@ def parse_aws_datetime(value: Any) -> str:
     except (ValueError, OverflowError):
         raise ValueError(
             "AWSDateTime must be a valid date and time with a time zone, "
-            f"e.g. 2026-11-23T19:22:14.123Z; got {text!r}"
+            f"e.g. 2026-11-23T19:22:14.123Z; got {shown(text)}"
         ) from None
 
 
@@ -65,20 +66,20 @@ def _parse_aws_date(value: Any) -> str:
             raise ValueError
         date.fromisoformat(match.group(1))
     except ValueError:
-        raise ValueError(f"AWSDate must be a valid YYYY-MM-DD[offset], got {text!r}") from None
+        raise ValueError(f"AWSDate must be a valid YYYY-MM-DD[offset], got {shown(text)}") from None
     return text
 
 
 def _parse_aws_time(value: Any) -> str:
     text = _expect_string("AWSTime", value)
     if not _TIME_FORMAT.fullmatch(text):
-        raise ValueError(f"AWSTime must be hh:mm[:ss[.sss]][offset], got {text!r}")
+        raise ValueError(f"AWSTime must be hh:mm[:ss[.sss]][offset], got {shown(text)}")
     return text
 
 
 def _parse_aws_timestamp(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"AWSTimestamp must be whole seconds since the epoch, got {value!r}")
+        raise ValueError(f"AWSTimestamp must be whole seconds since the epoch, got {shown(value)}")
     return value
 
 
@@ -99,7 +100,7 @@ def _pattern_parser(kind: str, pattern: re.Pattern[str], example: str) -> Callab
     def parse(value: Any) -> str:
         text = _expect_string(kind, value)
         if not pattern.fullmatch(text):
-            raise ValueError(f"{kind} must look like {example}, got {text!r}")
+            raise ValueError(f"{kind} must look like {example}, got {shown(text)}")
         return text
 
     return parse
@@ -110,7 +111,9 @@ def _parse_aws_ip_address(value: Any) -> str:
     try:
         ipaddress.ip_network(text, strict=False)
     except ValueError:
-        raise ValueError(f"AWSIPAddress must be an IPv4 or IPv6 address, got {text!r}") from None
+        raise ValueError(
+            f"AWSIPAddress must be an IPv4 or IPv6 address, got {shown(text)}"
+        ) from None
     return text
 
 

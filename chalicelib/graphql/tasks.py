@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from graphql import GraphQLError, GraphQLResolveInfo
 
 from chalicelib.graphql.context import RequestContext
+from chalicelib.messages import shown
 from chalicelib.schema import naming
 from chalicelib.schema.model import DeleteMutation, QueryTask, SchemaModel
 from chalicelib.sql.render import RenderError, render
@@ -91,7 +92,7 @@ def query_task_resolvers(
             values = [value for page in pages for value in rows.read(page)]
         except InvalidPageToken:
             raise GraphQLError(
-                f"{result_field}: nextToken {nextToken!r} was not issued for the result of "
+                f"{result_field}: nextToken {shown(nextToken)} was not issued for the result of "
                 f"task {taskId}"
             ) from None
         except ResultConversionError as error:

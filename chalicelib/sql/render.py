@@ -222,6 +222,13 @@ class _Value:
 
     def _string(self, value: Any) -> str:
         if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as error:
+                # A lone surrogate: JSON can carry one, no SQL engine can read it.
+                raise self._error(
+                    f"is not valid Unicode: a lone surrogate at character {error.start}"
+                ) from None
             return value
         if self._argument.type.kind is TypeKind.ENUM and isinstance(value, Enum):
             return value.name

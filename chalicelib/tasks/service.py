@@ -24,6 +24,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from chalicelib import keys
+from chalicelib.messages import shown
 from chalicelib.tasks.engine import (
     MAX_PAGE_ROWS,
     QueryEngine,
@@ -45,6 +46,8 @@ TASK_RETENTION = timedelta(days=30)
 # in the tracker's failure queue.
 UNRECORDED_GRACE = timedelta(seconds=30)
 MILLISECOND = timedelta(milliseconds=1)
+# A task id is an engine's execution id (a UUID): a longer one is no task, never a key.
+MAX_TASK_ID = 128
 
 TASK_ID, TASK_TYPE, FIELD_NAME = "taskId", "taskType", "fieldName"
 TASK_STATUS, START_DATE, FINISH_DATE, ERROR_MESSAGE = (
@@ -215,9 +218,9 @@ class TaskService:
     def task(self, task_id: str, field_name: str) -> Task:
         """The task as it stands now, asking the engine while it waits for its query,
         so a lost state-change event never strands it."""
-        task = self._read(task_id)
+        task = self._read(task_id) if len(task_id) <= MAX_TASK_ID else None
         if task is None or task.field_name != field_name:
-            raise TaskNotFound(f"no task {task_id!r} of {field_name}")
+            raise TaskNotFound(f"no task {shown(task_id)} of {field_name}")
         if task.status is not TaskStatus.RUNNING or task.deletion_step is DeletionStep.QUEUED:
             return task
         execution = self.engine.execution(task_id)
@@ -289,9 +292,9 @@ class TaskService:
 
     def deletion_task(self, task_id: str) -> Task:
         """The deletion task a queued message names; raises :class:`TaskNotFound`."""
-        task = self._read(task_id)
+        task = self._read(task_id) if len(task_id) <= MAX_TASK_ID else None
         if task is None or task.task_type is not TaskType.DELETION:
-            raise TaskNotFound(f"no deletion task {task_id!r}")
+            raise TaskNotFound(f"no deletion task {shown(task_id)}")
         return task
 
     def complete_deletion(self, task: Task, deleted_count: int) -> bool:

@@ -75,6 +75,14 @@ def test_the_api_has_a_usage_plan_with_a_key_for_its_stage(packaged: dict[str, A
     assert key["KeyId"] == {"Ref": "ApiKey"} and key["UsagePlanId"] == {"Ref": "ApiUsagePlan"}
 
 
+def test_only_the_playground_page_needs_no_api_key(packaged: dict[str, Any]) -> None:
+    paths = packaged["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+
+    assert "security" not in paths["/playground"]["get"]
+    for method in ("get", "post"):
+        assert paths["/graphql"][method]["security"] == [{"api_key": []}]
+
+
 def test_the_stream_reads_the_created_table_and_keeps_failing_records(
     packaged: dict[str, Any],
 ) -> None:

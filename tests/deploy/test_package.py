@@ -19,6 +19,7 @@ from deploy.package import (
     LAMBDA_UNZIPPED_LIMIT,
     check_package,
     figures,
+    include_playground,
 )
 
 CLEAN_OUTPUT = "Creating deployment package.\nWrote package to out\n"
@@ -139,3 +140,32 @@ def test_the_dev_stage_packages_with_a_built_layer_and_passes_every_check(
     assert resources["CompactLake"]["Properties"]["Layers"] == [{"Ref": "PyarrowLayer"}]
     assert resources["PyarrowLayer"]["Properties"]["ContentUri"] == "./pyarrow-layer.zip"
     assert "Layers" not in resources["APIHandler"]["Properties"]
+
+
+def test_the_playground_option_puts_the_built_files_where_the_page_reads_them(
+    tmp_path: Path,
+) -> None:
+    built = tmp_path / "dist"
+    built.mkdir()
+    (built / "playground.js").write_text("js")
+    (built / "playground.css").write_text("css")
+    project = tmp_path / "project"
+
+    assert include_playground(project, built) == []
+
+    packaged = project / "chalicelib" / "graphql" / "playground_assets"
+    assert {p.name: p.read_text() for p in packaged.iterdir()} == {
+        "playground.js": "js",
+        "playground.css": "css",
+    }
+
+
+def test_the_playground_option_without_a_build_is_a_problem(tmp_path: Path) -> None:
+    built = tmp_path / "dist"
+    built.mkdir()
+    (built / "playground.css").write_text("css")
+
+    (problem,) = include_playground(tmp_path / "project", built)
+
+    assert "ocg.playground is on" in problem
+    assert "no playground.js" in problem and "make install" in problem

@@ -11,6 +11,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +96,15 @@ class ChaliceLocal:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+
+
+@contextmanager
+def serving(directory: Path) -> Iterator[ChaliceLocal]:
+    """``make run`` with its local state and log in ``directory``, serving until the block
+    ends, then killed whatever happened (each test's state is its own)."""
+    local = ChaliceLocal(directory / "local", directory / "chalice-local.log")
+    try:
+        local.start()
+        yield local
+    finally:
+        local.stop(signal.SIGKILL)

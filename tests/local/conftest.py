@@ -6,7 +6,6 @@ inside it and would share (and never reset) its state.
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 
 from chalicelib.local import EmbeddedAWS, start_embedded_aws, stop_embedded_aws
 from chalicelib.settings import Settings, load_settings
-from tests.local.chalice_local import ChaliceLocal
+from tests.local.chalice_local import ChaliceLocal, serving
 
 
 @pytest.fixture(scope="package", autouse=True)
@@ -41,9 +40,5 @@ def aws(settings: Settings) -> EmbeddedAWS:
 def make_run(tmp_path: Path) -> Iterator[ChaliceLocal]:
     """``make run``'s command, serving on a free loopback port with the test's own local
     directory; killed at the end, whatever happens."""
-    local = ChaliceLocal(tmp_path / "local", tmp_path / "chalice-local.log")
-    try:
-        local.start()
+    with serving(tmp_path) as local:
         yield local
-    finally:
-        local.stop(signal.SIGKILL)
