@@ -26,13 +26,13 @@ cors = handlers.cors(settings)
     methods=["POST"],
     content_types=["*/*"],
     cors=cors,
-    api_key_required=settings.graphql_protected,
+    api_key_required=settings.api_key_required,
 )
 def graphql() -> Response:
     return handlers.graphql_request(app.current_request, services)
 
 
-@app.route("/graphql", methods=["GET"], cors=cors, api_key_required=settings.graphql_protected)
+@app.route("/graphql", methods=["GET"], cors=cors, api_key_required=settings.api_key_required)
 def graphql_get() -> Response:
     return handlers.graphql_get(app.current_request, services)
 

@@ -9,6 +9,7 @@ correlation id where the batch is taken apart (their message id, their stream ev
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -75,14 +76,20 @@ def graphql_get(request: Request | None, services: Services) -> Response:
 
 
 def playground(services: Services) -> Response:
-    """The playground where ``GET /graphql`` needs an API key a browser cannot send: the
-    page is public, its operations go to ``graphql`` with the key from its header editor."""
+    """The playground where ``GET /graphql`` needs an API key or a token a browser cannot
+    send: the page is public, its operations go to ``graphql`` with the headers of its
+    header editor, which starts with the ones the stage asks for."""
     from chalicelib.graphql.playground import playground_page
 
-    key_header = '{\n  "x-api-key": ""\n}' if services.settings.graphql_protected else None
+    settings = services.settings
+    headers = {
+        **({"x-api-key": ""} if settings.api_key_required else {}),
+        **({"Authorization": "Bearer "} if settings.token_required else {}),
+    }
+    template = json.dumps(headers, indent=2) if headers else None
     return _to_chalice(
         playground_page(
-            _playground_title(services), graphql_url="graphql", header_template=key_header
+            _playground_title(services), graphql_url="graphql", header_template=template
         )
     )
 

@@ -17,6 +17,7 @@ ENTITY_TYPE = "entityType"
 EXPIRES_AT = "expiresAt"
 
 TASK_PREFIX = "task"
+OWNER_PREFIX = "owner"
 JOIN_RELATION_PREFIX = "joinRelation"
 JOIN_ROW_PREFIX = "joinTableData"
 # Item kinds that are not entities: an entity's ``t`` may not take one of these names.
@@ -59,6 +60,22 @@ def entity_item_keys(entity_key_name: str, entity_id: str) -> dict[str, str]:
 def entity_list_keys(entity_key_name: str, entity_id: str, created_at: str) -> dict[str, str]:
     """GSI2 keys: one partition per entity type, sorted by creation time."""
     return {GSI2_PK: entity_key_name, GSI2_SK: f"{created_at}#{entity_id}"}
+
+
+def owner_list_partition(entity_key_name: str, owner: str) -> str:
+    """``owner#t#owner``: the GSI1 partition of one owner's items of one type."""
+    return f"{OWNER_PREFIX}#{entity_key_name}#{owner}"
+
+
+def owner_list_keys(
+    entity_key_name: str, owner: str, entity_id: str, created_at: str
+) -> dict[str, str]:
+    """GSI1 keys of an item with an owner (``@auth`` owner rules): the owner lists their
+    own items from one partition, sorted by creation time as GSI2 sorts everyone's."""
+    return {
+        GSI1_PK: owner_list_partition(entity_key_name, owner),
+        GSI1_SK: entity_list_keys(entity_key_name, entity_id, created_at)[GSI2_SK],
+    }
 
 
 def relation_id(table: str, references: Iterable[tuple[str, str]]) -> str:

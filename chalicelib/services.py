@@ -33,6 +33,7 @@ from chalicelib.telemetry.logs import lambda_function_name
 if TYPE_CHECKING:
     from chalice.app import Chalice
 
+    from chalicelib.auth import Identity, TokenVerifier
     from chalicelib.graphql import GraphQLEndpoint
     from chalicelib.lake.objects import ObjectStore
     from chalicelib.local import EmbeddedAWS, LocalRuntime
@@ -131,6 +132,38 @@ class Services:
             queue_deletion=self._queue_deletion,
         )
 
+    @cached_property
+    def token_verifier(self) -> TokenVerifier:
+        """Checks users' ID tokens: the user pool's on AWS (its keys fetched on first
+        use), the local signing key's on the embedded default."""
+        from chalicelib.auth import cognito_verifier, local_verifier
+
+        s = self.settings
+        if s.is_local:
+            return local_verifier(s.local_dir, s.project)
+        return cognito_verifier(s.region, s.cognito_user_pool_id, s.cognito_client_id)
+
+    def authenticate(self, authorization: str | None) -> Identity:
+        """The caller of a request by its Authorization header (docs/auth.md): PUBLIC
+        without a token where the stage allows that, else the token's verified user.
+        Raises TokenError for a token refused (or missing where one is required)."""
+        from chalicelib.auth import PUBLIC, TokenError, bearer_token
+
+        token = bearer_token(authorization)
+        if token is None:
+            if self.settings.token_required:
+                raise TokenError(
+                    "this API needs a signed-in user: send their ID token as "
+                    "'Authorization: Bearer <token>'"
+                )
+            return PUBLIC
+        if not self.settings.accepts_tokens:
+            raise TokenError(
+                "this stage takes no user tokens (its sign-in is the API key): "
+                "send no Authorization header"
+            )
+        return self.token_verifier.verify(token)
+
     def _queue_deletion(self, task_id: str) -> None:
         self.client("sqs").send_message(
             QueueUrl=self.settings.deletion_queue_url, MessageBody=json.dumps({"taskId": task_id})
@@ -161,6 +194,7 @@ class Services:
             document_rules=(triggers,),
             max_request_bytes=self.settings.limits.max_request_bytes,
             max_tokens=self.settings.limits.max_tokens,
+            authenticate=self.authenticate,
         )
 
     def deliver_local_events(self, app: Chalice) -> None:
@@ -339,6 +373,8 @@ def boot() -> Services:
         raise SystemExit(f"{settings.schema_file} is not a valid schema:\n{error}") from None
     except OSError as error:
         raise SystemExit(f"cannot read the schema: {error}") from None
+    for warning in model.warnings:
+        logger.warning("%s", warning)
     if settings.is_local:
         from chalicelib.local import start_embedded_aws
         from chalicelib.local.persistence import StateError

@@ -17,6 +17,11 @@ from pathlib import Path
 from typing import Literal
 
 Mode = Literal["aws", "local"]
+# Who may call the API (docs/auth.md): an API key (checked by API Gateway), a Cognito
+# user's ID token (checked by our code), or both: the key for the app, a token when a
+# user signs in.
+AuthMode = Literal["api_key", "cognito", "both"]
+AUTH_MODES: tuple[AuthMode, ...] = ("api_key", "cognito", "both")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # DESIGN's rule, narrowed so that every name derived from the project fits its service:
@@ -120,6 +125,26 @@ class Settings:
     cors_max_age: int = DEFAULT_CORS_MAX_AGE
     # The level of the root logger where Lambda runs the app: one of LOG_LEVELS.
     log_level: str = DEFAULT_LOG_LEVEL
+    # Sign-in: the mode, and the Cognito user pool and app client whose ID tokens are
+    # accepted (aws mode). The local stage always takes tokens signed by its local key,
+    # and a request without one is public.
+    auth_mode: AuthMode = "api_key"
+    cognito_user_pool_id: str = ""
+    cognito_client_id: str = ""
+
+    @property
+    def api_key_required(self) -> bool:
+        """Whether API Gateway asks every request for the stage's API key."""
+        return self.graphql_protected and self.auth_mode != "cognito"
+
+    @property
+    def accepts_tokens(self) -> bool:
+        return self.is_local or self.auth_mode != "api_key"
+
+    @property
+    def token_required(self) -> bool:
+        """Whether a request without a user's token is refused (401)."""
+        return not self.is_local and self.auth_mode == "cognito"
 
     @property
     def is_local(self) -> bool:
@@ -169,6 +194,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             )
 
     protected = _flag("OCG_GRAPHQL_PROTECTED", get("OCG_GRAPHQL_PROTECTED", str(mode == "aws")))
+    auth_mode = get("OCG_AUTH_MODE", "api_key")
+    if auth_mode not in AUTH_MODES:
+        raise SettingsError(f"OCG_AUTH_MODE={auth_mode!r} must be one of {', '.join(AUTH_MODES)}")
+    user_pool_id = get("OCG_COGNITO_USER_POOL_ID", "")
+    client_id = get("OCG_COGNITO_CLIENT_ID", "")
+    if mode == "aws" and auth_mode != "api_key" and not (user_pool_id and client_id):
+        raise SettingsError(
+            f"OCG_AUTH_MODE={auth_mode} needs OCG_COGNITO_USER_POOL_ID and "
+            "OCG_COGNITO_CLIENT_ID (the deployment sets them: docs/auth.md)"
+        )
     table_name = get("OCG_TABLE", f"OCG-{project}")
     lake_bucket = get("OCG_LAKE_BUCKET", f"ocg-{project}-{account_id}")
     athena_results_bucket = get("OCG_ATHENA_RESULTS_BUCKET", f"ocg-{project}-athena-{account_id}")
@@ -253,6 +288,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             get("OCG_LOCAL_COMPACTION_SECONDS", str(DEFAULT_LOCAL_COMPACTION_SECONDS)),
         ),
         log_level=_log_level(get("OCG_LOG_LEVEL", DEFAULT_LOG_LEVEL)),
+        auth_mode=auth_mode,
+        cognito_user_pool_id=user_pool_id,
+        cognito_client_id=client_id,
     )
 
 

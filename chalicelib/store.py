@@ -17,6 +17,7 @@ import math
 import reprlib
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, DecimalException
 from typing import Any, Literal
@@ -49,8 +50,6 @@ ITEM_SIZE_LIMIT = 400 * 1024
 _SMALLEST_NUMBER = 1e-130
 _NUMBER_BOUND = 1e126
 _TOKEN_MAC_SIZE = hashlib.sha256().digest_size
-# The attributes of a GSI2 LastEvaluatedKey: the table's keys plus the index's keys.
-_LIST_KEY_ATTRIBUTES = (keys.PK, keys.SK, keys.GSI2_PK, keys.GSI2_SK)
 
 
 class StoreError(Exception):
@@ -102,15 +101,23 @@ class EntityStore:
         self._serializer = TypeSerializer()
         self._deserializer = TypeDeserializer()
 
-    def read(self, entity: Entity, entity_id: str) -> dict[str, Any] | None:
-        """The item, or None; read consistently so a read right after a write sees it."""
+    def read(
+        self, entity: Entity, entity_id: str, *, owner: str | None = None
+    ) -> dict[str, Any] | None:
+        """The item, or None; read consistently so a read right after a write sees it.
+
+        With ``owner``, an item someone else owns is None too: a caller who may read only
+        their own items cannot tell it from a missing one.
+        """
         response = self._client.get_item(
             TableName=self._table_name,
             Key=self._item_key(entity, entity_id),
             ConsistentRead=True,
         )
         item = response.get("Item")
-        return None if item is None else self._to_api(entity, item)
+        if item is None or not _owned_by(entity, item, owner):
+            return None
+        return self._to_api(entity, item)
 
     def create(self, entity: Entity, values: Mapping[str, Any]) -> dict[str, Any]:
         """Store a new item; null for a nullable field is stored as an absent attribute."""
@@ -120,11 +127,13 @@ class EntityStore:
         fields = _non_null(self._validate(entity, values))
         entity_id = self._new_id()
         now = self._now()
+        owner = values.get(entity.owner_field) if entity.owner_field else None
         item = {
             **self._serialize_plain(
                 {
                     **keys.entity_item_keys(entity.key, entity_id),
                     **keys.entity_list_keys(entity.key, entity_id, now),
+                    **(keys.owner_list_keys(entity.key, owner, entity_id, now) if owner else {}),
                     keys.ENTITY_TYPE: entity.key,
                     ID_FIELD: entity_id,
                     CREATED_AT_FIELD: now,
@@ -151,8 +160,19 @@ class EntityStore:
             raise
         return self._to_api(entity, item)
 
-    def update(self, entity: Entity, entity_id: str, values: Mapping[str, Any]) -> dict[str, Any]:
-        """Change only the given fields; null removes a nullable field."""
+    def update(
+        self,
+        entity: Entity,
+        entity_id: str,
+        values: Mapping[str, Any],
+        *,
+        owner: str | None = None,
+    ) -> dict[str, Any]:
+        """Change only the given fields; null removes a nullable field.
+
+        With ``owner``, an item someone else owns is :class:`EntityNotFound` too, checked
+        by DynamoDB with the write. A new owner moves the item to their list (GSI1).
+        """
         changes = self._validate(entity, values)
         changes[UPDATED_AT_FIELD] = self._serializer.serialize(self._now())
         names = {"#pk": keys.PK}
@@ -166,6 +186,21 @@ class EntityStore:
             else:
                 expression_values[f":v{index}"] = value
                 sets.append(f"#n{index} = :v{index}")
+        condition = "attribute_exists(#pk)"
+        if entity.owner_field is not None and entity.owner_field in changes:
+            new_owner = values[entity.owner_field]
+            names.update({"#o1": keys.GSI1_PK, "#o2": keys.GSI1_SK, "#ls": keys.GSI2_SK})
+            if new_owner is None:
+                removes += ["#o1", "#o2"]
+            else:
+                partition = keys.owner_list_partition(entity.key, new_owner)
+                expression_values[":o1"] = self._serializer.serialize(partition)
+                # Sorted as the type's list is: GSI2's sort key is createdAt#id.
+                sets += ["#o1 = :o1", "#o2 = #ls"]
+        if owner is not None:
+            names["#owner"] = entity.owner_field or ""
+            expression_values[":owner"] = self._serializer.serialize(owner)
+            condition += " AND #owner = :owner"
         key = self._item_key(entity, entity_id)
         # Without reading the item only a lower bound is known; DynamoDB checks the rest.
         size = _item_size({**key, **_non_null(changes)})
@@ -182,7 +217,7 @@ class EntityStore:
                 TableName=self._table_name,
                 Key=key,
                 UpdateExpression=expression,
-                ConditionExpression="attribute_exists(#pk)",
+                ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=expression_values,
                 ReturnValues="ALL_NEW",
@@ -196,13 +231,24 @@ class EntityStore:
             raise
         return self._to_api(entity, response["Attributes"])
 
-    def delete(self, entity: Entity, entity_id: str) -> bool:
-        """True when an item was there: deleting twice is not an error."""
-        response = self._client.delete_item(
-            TableName=self._table_name,
-            Key=self._item_key(entity, entity_id),
-            ReturnValues="ALL_OLD",
-        )
+    def delete(self, entity: Entity, entity_id: str, *, owner: str | None = None) -> bool:
+        """True when an item was there: deleting twice is not an error. With ``owner``,
+        an item someone else owns is not there either (DynamoDB checks it)."""
+        request: dict[str, Any] = {
+            "TableName": self._table_name,
+            "Key": self._item_key(entity, entity_id),
+            "ReturnValues": "ALL_OLD",
+        }
+        if owner is not None:
+            request["ConditionExpression"] = "#owner = :owner"
+            request["ExpressionAttributeNames"] = {"#owner": entity.owner_field or ""}
+            request["ExpressionAttributeValues"] = {":owner": self._serializer.serialize(owner)}
+        try:
+            response = self._client.delete_item(**request)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
         return "Attributes" in response
 
     def list(
@@ -211,38 +257,42 @@ class EntityStore:
         limit: int = DEFAULT_LIST_LIMIT,
         next_token: str | None = None,
         order: Order = "DESC",
+        *,
+        owner: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         """One page by ``createdAt``, and the token of the next page when there is one.
 
         One item more than asked is read, so that a full last page comes without a
-        token instead of leading the client to an empty page.
+        token instead of leading the client to an empty page. With ``owner``, the page
+        is of that owner's items only, read from their own partition of GSI1.
         """
         if order not in ("ASC", "DESC"):
             raise InvalidValue(f"order must be ASC or DESC, got {shown(order)}")
         if limit < 1:
             raise InvalidValue(f"limit must be at least 1, got {limit}")
         limit = min(limit, MAX_LIST_LIMIT)
+        index = _ListIndex.of(entity, owner)
         query: dict[str, Any] = {
             "TableName": self._table_name,
-            "IndexName": keys.GSI2,
+            "IndexName": index.name,
             "KeyConditionExpression": "#pk = :pk",
-            "ExpressionAttributeNames": {"#pk": keys.GSI2_PK},
-            "ExpressionAttributeValues": {":pk": self._serializer.serialize(entity.key)},
+            "ExpressionAttributeNames": {"#pk": index.partition_attribute},
+            "ExpressionAttributeValues": {":pk": self._serializer.serialize(index.partition)},
             "ScanIndexForward": order == "ASC",
             "Limit": limit + 1,
         }
         if next_token is not None:
-            start = self._decode_token(entity, order, next_token)
+            start = self._decode_token(entity, index, order, next_token)
             query["ExclusiveStartKey"] = self._serialize_plain(start)
         response = self._client.query(**query)
         items = response["Items"]
         if len(items) > limit:
             items = items[:limit]
-            last_key = {name: items[-1][name] for name in _LIST_KEY_ATTRIBUTES}
+            last_key = {name: items[-1][name] for name in index.key_attributes}
         else:
             # Fewer items than asked with a LastEvaluatedKey: DynamoDB's 1 MB page ended.
             last_key = response.get("LastEvaluatedKey")
-        token = None if last_key is None else self._encode_token(entity, order, last_key)
+        token = None if last_key is None else self._encode_token(index, order, last_key)
         return [self._to_api(entity, item) for item in items], token
 
     def _now(self) -> str:
@@ -296,19 +346,22 @@ class EntityStore:
                 )
         return shown
 
-    def _token_mac(self, entity: Entity, order: Order, payload: bytes) -> bytes:
-        """Signs the entity type and order too, so a token only resumes its own list."""
-        message = f"{entity.key}\n{order}\n".encode() + payload
+    def _token_mac(self, index: _ListIndex, order: Order, payload: bytes) -> bytes:
+        """Signs the list's partition and order too, so a token only resumes its own list
+        (one type's, or one owner's items of it)."""
+        message = f"{index.partition}\n{order}\n".encode() + payload
         return hmac.new(self._token_secret, message, hashlib.sha256).digest()
 
     def _encode_token(
-        self, entity: Entity, order: Order, last_key: Mapping[str, AttributeValue]
+        self, index: _ListIndex, order: Order, last_key: Mapping[str, AttributeValue]
     ) -> str:
         plain = {name: self._deserializer.deserialize(value) for name, value in last_key.items()}
         payload = json.dumps(plain, sort_keys=True, separators=(",", ":")).encode()
-        return _b64encode(self._token_mac(entity, order, payload) + payload)
+        return _b64encode(self._token_mac(index, order, payload) + payload)
 
-    def _decode_token(self, entity: Entity, order: Order, token: str) -> dict[str, str]:
+    def _decode_token(
+        self, entity: Entity, index: _ListIndex, order: Order, token: str
+    ) -> dict[str, str]:
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         except ValueError:
@@ -320,26 +373,57 @@ class EntityStore:
                 "nextToken is malformed: pass back the nextToken of the previous page unchanged"
             )
         mac, payload = raw[:_TOKEN_MAC_SIZE], raw[_TOKEN_MAC_SIZE:]
-        if not hmac.compare_digest(mac, self._token_mac(entity, order, payload)):
+        if not hmac.compare_digest(mac, self._token_mac(index, order, payload)):
             raise InvalidNextToken(
                 f"nextToken is not valid for the list of {entity.name} in {order} order: "
-                "it was altered, or it was issued for another type or order"
+                "it was altered, or it was issued for another type, order or caller"
             )
         start = json.loads(payload)
-        if not _is_list_position(entity, start):
+        if not index.is_position(entity, start):
             raise InvalidNextToken(f"nextToken does not point into the list of {entity.name}")
         return dict(start)
 
 
-def _is_list_position(entity: Entity, start: object) -> bool:
-    """Whether a decoded token is a GSI2 key of this entity's list, whoever signed it."""
-    if not isinstance(start, dict) or set(start) != set(_LIST_KEY_ATTRIBUTES):
-        return False
-    if not all(isinstance(value, str) for value in start.values()):
-        return False
-    entity_id = str(start[keys.GSI2_SK]).rpartition("#")[2]
-    item_key = keys.entity_key(entity.key, entity_id)
-    return bool(start[keys.GSI2_PK] == entity.key and start[keys.PK] == start[keys.SK] == item_key)
+@dataclass(frozen=True)
+class _ListIndex:
+    """Where a list is read: the type's partition of GSI2, or one owner's of GSI1."""
+
+    name: str
+    partition_attribute: str
+    sort_attribute: str
+    partition: str
+
+    @classmethod
+    def of(cls, entity: Entity, owner: str | None) -> _ListIndex:
+        if owner is None:
+            return cls(keys.GSI2, keys.GSI2_PK, keys.GSI2_SK, entity.key)
+        partition = keys.owner_list_partition(entity.key, owner)
+        return cls(keys.GSI1, keys.GSI1_PK, keys.GSI1_SK, partition)
+
+    @property
+    def key_attributes(self) -> tuple[str, ...]:
+        """The attributes of its LastEvaluatedKey: the table's keys plus the index's."""
+        return (keys.PK, keys.SK, self.partition_attribute, self.sort_attribute)
+
+    def is_position(self, entity: Entity, start: object) -> bool:
+        """Whether a decoded token is a key of this list, whoever signed it."""
+        if not isinstance(start, dict) or set(start) != set(self.key_attributes):
+            return False
+        if not all(isinstance(value, str) for value in start.values()):
+            return False
+        entity_id = str(start[self.sort_attribute]).rpartition("#")[2]
+        item_key = keys.entity_key(entity.key, entity_id)
+        return bool(
+            start[self.partition_attribute] == self.partition
+            and start[keys.PK] == start[keys.SK] == item_key
+        )
+
+
+def _owned_by(entity: Entity, item: Mapping[str, AttributeValue], owner: str | None) -> bool:
+    """Whether a caller restricted to ``owner``'s items (None: not restricted) may see it."""
+    if owner is None:
+        return True
+    return entity.owner_field is not None and item.get(entity.owner_field) == {"S": owner}
 
 
 def _non_null(values: Mapping[str, AttributeValue | None]) -> dict[str, AttributeValue]:

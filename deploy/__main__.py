@@ -7,7 +7,8 @@ Path (b), ``chalice deploy``:
   ``prepare`` creates or updates the stage's resources stack and writes the stage's
   config; then ``chalice deploy --stage <stage>``; then ``finish`` sets what Chalice
   cannot on the event sources, the tracker's on-failure destination and the compaction's
-  invocation settings, and gives the API its usage plan and key.
+  invocation settings, and gives the API its usage plan and key (or, on a stage whose
+  callers sign in without one, its stage's throttle).
 ``resources`` prints the resources stack's template (path b's, roles and alarms
 included), for review or a scanner.
 ``teardown`` deletes the stage's stack; with ``--delete-data`` also the table and the
@@ -121,12 +122,17 @@ def _run(arguments: argparse.Namespace) -> int:
             )
         else:
             finished = finish_stage(session, stage, template_bucket=arguments.template_bucket)
+            key = (
+                "its API key: aws apigateway get-api-key --include-value "
+                f"--api-key {finished.api_key_id} --query value --output text"
+                if finished.api_key_id
+                else "no API key: every request carries a user's ID token (OCG_AUTH_MODE=cognito)"
+            )
             print(
                 f"event sources set: {', '.join(finished.event_sources)}\n"
                 f"asynchronous invocation set: {finished.tracker}, {finished.compaction}\n"
                 f"GraphQL endpoint: {finished.api.url.rstrip('/')}/graphql\n"
-                "its API key: aws apigateway get-api-key --include-value "
-                f"--api-key {finished.api_key_id} --query value --output text"
+                f"{key}"
             )
         return 0
     if arguments.command == "package":

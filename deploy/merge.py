@@ -13,7 +13,10 @@ gets the pyarrow layer, a timeout within its interval and no retries
 (``deploy.compaction``); its reserved concurrency of 1 comes from the Chalice config.
 Each function gets a role of its own with only what it calls (``deploy.policies``); the
 stage has ``manage_iam_role: false``, so Chalice creates no broad default role. The API
-gets a usage plan with a key, which its methods require.
+gets a usage plan with a key, which its methods require, unless the stage signs users in
+without one (``OCG_AUTH_MODE=cognito``): its stage then throttles every method itself.
+A stage that signs users in gets its user pool and app client from the resources; their
+ids reach the functions' environment through the package's markers (``deploy.package``).
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ from deploy.resources import (
     TRACKER_FAILURES,
     api_access_log_setting,
     resources_template,
+    stage_throttle,
     usage_plan,
 )
 
@@ -137,12 +141,15 @@ def merge_template(
         resources.setdefault(function, {}).setdefault("Properties", {})["Role"] = {
             "Fn::GetAtt": [f"{function}Role", "Arn"]
         }
-    resources.update(usage_plan(settings, options, {"Ref": REST_API}, {"Ref": f"{REST_API}.Stage"}))
+    api: dict[str, Any] = {"AccessLogSetting": api_access_log_setting(), "TracingEnabled": True}
+    if options.uses_api_key:
+        resources.update(
+            usage_plan(settings, options, {"Ref": REST_API}, {"Ref": f"{REST_API}.Stage"})
+        )
+    else:  # no key to meter by: the stage's own throttle bounds every caller together
+        api["MethodSettings"] = [stage_throttle(options)]
     # API Gateway refuses an access-log setting until the account has its logs role.
-    resources[REST_API] = {
-        "DependsOn": [API_ACCOUNT],
-        "Properties": {"AccessLogSetting": api_access_log_setting(), "TracingEnabled": True},
-    }
+    resources[REST_API] = {"DependsOn": [API_ACCOUNT], "Properties": api}
     resources.update(
         alarm_resources(
             settings,

@@ -48,6 +48,16 @@ def stage_resource_name(settings: Settings, suffix: str = "") -> str:
     return f"{app_name(settings)}-{settings.stage}" + (f"-{suffix}" if suffix else "")
 
 
+def user_pool_name(settings: Settings) -> str:
+    """The Cognito user pool a stage creates for sign-in (``deploy.resources.user_pool``)."""
+    return stage_resource_name(settings, "users")
+
+
+def user_pool_client_name(settings: Settings) -> str:
+    """The created pool's app client, which the stage's browser and mobile apps use."""
+    return stage_resource_name(settings, "app")
+
+
 def access_logs_bucket(settings: Settings) -> str:
     """The bucket that receives the other buckets' server access logs."""
     return f"{app_name(settings)}-logs-{settings.account_id}"
@@ -85,6 +95,11 @@ def _named(settings: Settings, handlers: Iterable[str]) -> list[tuple[str, _Limi
         (settings.athena_workgroup, _Limit("Athena workgroup name", 128, "OCG_ATHENA_WORKGROUP")),
         (settings.glue_database, _Limit("Glue database name", 255, "OCG_GLUE_DATABASE")),
         (stage_resource_name(settings), _Limit("stack name", 128, project_or_stage)),
+        (user_pool_name(settings), _Limit("Cognito user pool name", 128, project_or_stage)),
+        (
+            user_pool_client_name(settings),
+            _Limit("Cognito app client name", 128, project_or_stage),
+        ),
     ]
     for queue, setting in (
         (dead_letter_queue_name(settings.cascade_queue_name), "OCG_CASCADE_QUEUE"),

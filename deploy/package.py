@@ -31,6 +31,14 @@ python3.13 in aws/aws-sdk-pandas#3331, the release whose growth broke deployment
 this very limit). A layer given by its ARN is not counted, and the check says so.
 
 Figures are printed in MiB (AWS's "MB"), so CI logs show them.
+
+Markers. What the template creates has no id while it is packaged, yet the app reads
+some ids at import: the account (when the stage names none) and, on a stage that signs
+users in with a pool the stack creates, the pool's and app client's ids. The app is
+packaged with a marker for each (``ACCOUNT_MARKER``; ``deploy.stage.USER_POOL_MARKER``
+and ``USER_POOL_CLIENT_MARKER``), and every string of the template holding one then
+refers to what it stands for (:func:`with_references`); a marker left in the template
+is a problem.
 """
 
 from __future__ import annotations
@@ -53,14 +61,21 @@ from deploy.compaction import compaction_problems
 from deploy.layer import BUILD, MIB, Layer, mib, stream_layer
 from deploy.merge import merge_template
 from deploy.names import app_name, function_names, name_problems
-from deploy.options import StageOptions, stage_options
+from deploy.options import StageOptions, stage_options, user_pool_problems
+from deploy.resources import USER_POOL, USER_POOL_CLIENT
 from deploy.stage import (
+    AUTH_MODE_VARIABLE,
     CHALICE_CONFIG,
+    USER_POOL_CLIENT_MARKER,
+    USER_POOL_CLIENT_VARIABLE,
+    USER_POOL_MARKER,
+    USER_POOL_VARIABLE,
     read_config,
     region_variables,
     stage_app,
     stage_environment,
     stage_settings,
+    user_pool_markers,
     write_config,
 )
 from deploy.validate import validate_packaged
@@ -78,8 +93,15 @@ PACKAGE = "deployment.zip"
 # only names resources in the template (and picks the managed layer's ARN).
 DEFAULT_REGION = "us-east-1"
 # The account id the settings are made with when the stage names none; every string of
-# the template holding it then names the stack's account instead (with_stack_account).
+# the template holding it then names the stack's account instead (with_references).
 ACCOUNT_MARKER = "000000000000"
+STACK_ACCOUNT = "AWS::AccountId"
+# Each marker and what it stands for in the template: a pseudo parameter or a resource.
+MARKERS = {
+    ACCOUNT_MARKER: STACK_ACCOUNT,
+    USER_POOL_MARKER: USER_POOL,
+    USER_POOL_CLIENT_MARKER: USER_POOL_CLIENT,
+}
 
 
 def check_package(out_dir: Path, chalice_output: str, layers: Sequence[Layer]) -> list[str]:
@@ -131,10 +153,18 @@ def package_stage(
     config = read_config(config_file)
     options = stage_options(config, stage)
     # What the stage's functions and resources are told of the account: the stage's own
-    # account id, or the account the stack is created in.
+    # account id, or the account the stack is created in; and of the user pool.
     account = stage_environment(config, stage).get("OCG_ACCOUNT_ID") or ACCOUNT_MARKER
-    variables = {**region_variables(region), "OCG_ACCOUNT_ID": account}
+    variables = {
+        **region_variables(region),
+        "OCG_ACCOUNT_ID": account,
+        **sign_in_variables(options),
+    }
     environment = {**os.environ, **variables}
+    problems = user_pool_variable_problems(config, stage)
+    problems += user_pool_problems(options, stage, region)
+    if problems:
+        return problems
     out_dir.mkdir(parents=True, exist_ok=True)
     layer = stream_layer(layer_choice, region, out_dir)  # first: an unknown region fails fast
     settings = stage_settings(stage, config_file, environment)
@@ -177,8 +207,13 @@ def package_stage(
         return [f"chalice package failed (exit {result.returncode}):\n{result.stdout}"]
     counted = [layer.counted] if layer.counted else []
     package = out_dir / PACKAGE
-    # What Lambda gives the function, and nothing of this machine's environment.
+    # What Lambda gives the function, and nothing of this machine's environment. A cognito
+    # stage refuses a request without a user's token, which the start cannot have: it
+    # serves as a both stage does, loading the same modules, with the key left to API
+    # Gateway.
     function_environment = {**stage_environment(config, stage), **variables}
+    if options.auth_mode == "cognito":
+        function_environment[AUTH_MODE_VARIABLE] = "both"
     compiled, problems = _add_startup_bytecode(package, function_environment)
     problems += check_package(out_dir, result.stdout, counted)
     if package.is_file():
@@ -191,11 +226,49 @@ def package_stage(
         if layer.counted is None:
             print(f"  layer: {layer.reference} (not counted: its size is unknown offline)")
     template_file = out_dir / "sam.json"
-    template = json.loads(template_file.read_text())
-    if account == ACCOUNT_MARKER:
-        template = with_stack_account(template, ACCOUNT_MARKER)
-        template_file.write_text(json.dumps(template, indent=2))
-    return [*problems, *validate_packaged(template, region)]
+    template = with_references(json.loads(template_file.read_text()), MARKERS)
+    template_file.write_text(json.dumps(template, indent=2))
+    return [*problems, *marker_problems(template), *validate_packaged(template, region)]
+
+
+def sign_in_variables(options: StageOptions) -> dict[str, str]:
+    """The sign-in mode the app is packaged with, the stage's (so one exported in this
+    shell cannot change which routes want the key), and what the functions are told of
+    the user pool: the existing pool and client the options name, or markers for those
+    the stack creates."""
+    variables: dict[str, str] = {AUTH_MODE_VARIABLE: options.auth_mode}
+    if options.creates_user_pool:
+        variables.update(user_pool_markers())
+    elif options.signs_in:
+        assert options.user_pool_id is not None and options.user_pool_client_id is not None
+        variables[USER_POOL_VARIABLE] = options.user_pool_id
+        variables[USER_POOL_CLIENT_VARIABLE] = options.user_pool_client_id
+    return variables
+
+
+def user_pool_variable_problems(config: Mapping[str, Any], stage: str) -> list[str]:
+    """The user pool's variables set by hand in the stage's environment: the package sets
+    them (from the options, or to the pool it creates), so a value there would be
+    silently replaced."""
+    environment = stage_environment(config, stage)
+    return [
+        f"{name} is set in the environment_variables of .chalice/config.json, but the "
+        "package gives the functions the pool's ids: name an existing pool with the stage "
+        "options ocg.user_pool_id and ocg.user_pool_client_id instead, or neither for the "
+        "stack to create one (docs/deploying.md, Sign-in)"
+        for name in (USER_POOL_VARIABLE, USER_POOL_CLIENT_VARIABLE)
+        if environment.get(name)
+    ]
+
+
+def marker_problems(template: Any) -> list[str]:
+    """A marker the template still holds would reach AWS as if it were an id."""
+    text = json.dumps(template)
+    return [
+        f"the packaged template still holds the marker {marker!r} (for {target})"
+        for marker, target in MARKERS.items()
+        if marker in text
+    ]
 
 
 def _packaged_config(
@@ -203,40 +276,54 @@ def _packaged_config(
 ) -> dict[str, Any]:
     """The config Chalice packages with: the project's ``app_name`` (it names the API),
     the stage's log retention (Chalice then makes each function's log group with it),
-    and the account the settings were made for. Each function's role comes from the
-    merge template, so the stage's ``iam_role_arn``, which Chalice requires, is only a
-    stand-in."""
+    and the account and user pool the settings were made for (markers, when the stack
+    creates them). Each function's role comes from the merge template, so the stage's
+    ``iam_role_arn``, which Chalice requires, is only a stand-in."""
     packaged: dict[str, Any] = json.loads(json.dumps(config))
     packaged["app_name"] = app_name(settings)
     stage_config = packaged["stages"][stage]
     stage_config["log_retention_in_days"] = options.log_retention_in_days
-    stage_config.setdefault("environment_variables", {})["OCG_ACCOUNT_ID"] = settings.account_id
+    variables = stage_config.setdefault("environment_variables", {})
+    variables["OCG_ACCOUNT_ID"] = settings.account_id
+    if options.signs_in:
+        variables[USER_POOL_VARIABLE] = settings.cognito_user_pool_id
+        variables[USER_POOL_CLIENT_VARIABLE] = settings.cognito_client_id
     stage_config["iam_role_arn"] = (
         f"arn:aws:iam::{settings.account_id}:role/each-function-has-its-role-in-the-template"
     )
     return packaged
 
 
-def with_stack_account(template: Any, marker: str) -> Any:
-    """``template`` with every string naming the account ``marker`` made to name the
-    account the stack is created in (``${AWS::AccountId}``), so a package made without
-    an account id deploys into any account.
+def with_references(template: Any, markers: Mapping[str, str]) -> Any:
+    """``template`` with every string holding a marker made to refer to what the marker
+    stands for (``markers``: marker → a pseudo parameter such as ``AWS::AccountId``, or a
+    resource's logical id), so a package made without those ids deploys anywhere.
 
-    A string becomes an ``Fn::Sub`` (its own ``${`` escaped as ``${!``); a string that is
-    already an ``Fn::Sub`` template just gets the variable."""
+    A string that is just a marker becomes a ``Ref``; a string holding one becomes an
+    ``Fn::Sub`` (its own ``${`` escaped as ``${!``); a string that is already an
+    ``Fn::Sub`` template just gets the variable."""
+
+    def substituted(text: str) -> str:
+        for marker, target in markers.items():
+            text = text.replace(marker, f"${{{target}}}")
+        return text
+
     if isinstance(template, dict):
         return {
             key: (
-                value.replace(marker, "${AWS::AccountId}")
+                substituted(value)
                 if key == "Fn::Sub" and isinstance(value, str)
-                else with_stack_account(value, marker)
+                else with_references(value, markers)
             )
             for key, value in template.items()
         }
     if isinstance(template, list):
-        return [with_stack_account(value, marker) for value in template]
-    if isinstance(template, str) and marker in template:
-        return {"Fn::Sub": template.replace("${", "${!").replace(marker, "${AWS::AccountId}")}
+        return [with_references(value, markers) for value in template]
+    if isinstance(template, str):
+        if template in markers:
+            return {"Ref": markers[template]}
+        if any(marker in template for marker in markers):
+            return {"Fn::Sub": substituted(template.replace("${", "${!"))}
     return template
 
 

@@ -281,6 +281,10 @@ def _consume(queue: Target) -> Need:
     )
 
 
+# No function needs anything of Cognito: on a stage that signs users in, the API
+# function verifies ID tokens against the user pool's public keys (JWKS), fetched over
+# HTTPS from the pool's issuer, not through an AWS API; the others only read the pool's
+# ids from their environment. So no role is granted a cognito-idp action.
 FUNCTION_NEEDS: Mapping[str, tuple[Need, ...]] = {
     API_FUNCTION: (
         _code(

@@ -6,6 +6,12 @@ from the one the app itself uses — the table's from ``chalicelib.table``, the 
 from ``chalicelib.queues``, the Glue tables' from ``chalicelib.lake.catalog`` — and
 every name from the stage's settings, so the deployed resources are the ones the
 functions are configured to find.
+
+A stage that signs users in (``OCG_AUTH_MODE`` cognito or both) and names no existing
+pool also gets a Cognito user pool and an app client here (:func:`user_pool`), on both
+paths; their ids reach the functions as ``OCG_COGNITO_USER_POOL_ID`` and
+``OCG_COGNITO_CLIENT_ID``. The functions verify ID tokens against the pool's public keys
+(JWKS, over HTTPS), so no role is granted anything on the pool.
 """
 
 from __future__ import annotations
@@ -20,8 +26,13 @@ from chalicelib.queues import DLQ_RETENTION_SECONDS, dead_letter_queue_name, que
 from chalicelib.schema.model import SchemaModel
 from chalicelib.settings import Settings
 from chalicelib.table import TTL_ATTRIBUTE, table_definition
-from deploy.names import access_logs_bucket, stage_resource_name
-from deploy.options import StageOptions
+from deploy.names import (
+    access_logs_bucket,
+    stage_resource_name,
+    user_pool_client_name,
+    user_pool_name,
+)
+from deploy.options import StageOptions, user_pool_region
 
 # Query results are kept this long; tasks keep their ids for 30 days (tasks.service).
 RESULTS_EXPIRY_DAYS = 30
@@ -43,6 +54,14 @@ CASCADE_QUEUE, DELETION_QUEUE = "CascadeQueue", "DeletionQueue"
 STREAM_FAILURES, TRACKER_FAILURES = "StreamFailures", "TrackerFailures"
 GLUE_DATABASE, WORKGROUP = "GlueDatabase", "AthenaWorkGroup"
 USAGE_PLAN, API_KEY = "ApiUsagePlan", "ApiKey"
+USER_POOL, USER_POOL_CLIENT = "UserPool", "UserPoolClient"
+# The stack outputs naming the pool and client whose ID tokens the functions accept.
+USER_POOL_ID_OUTPUT, USER_POOL_CLIENT_ID_OUTPUT = "UserPoolId", "UserPoolClientId"
+USER_POOL_ISSUER_OUTPUT = "UserPoolIssuer"
+# The app client's token lifetimes: an ID token is good for an hour (the app checks its
+# expiry), a refresh token gets a new one for 30 days.
+ID_TOKEN_MINUTES, ACCESS_TOKEN_MINUTES, REFRESH_TOKEN_DAYS = 60, 60, 30
+USER_PASSWORD_MIN_LENGTH = 12
 API_ACCESS_LOGS, API_LOGS_ROLE, API_ACCOUNT = (
     "ApiAccessLogs",
     "ApiGatewayLogsRole",
@@ -96,11 +115,12 @@ def resources_template(
     resources.update(_catalog(settings, model))
     resources[WORKGROUP] = _workgroup(settings, options.bytes_scanned_cutoff)
     resources.update(_api_access_logging(settings, options))
+    resources.update(user_pool(settings, options))
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"OCG {settings.project} ({settings.stage}): data resources",
         "Resources": resources,
-        "Outputs": _outputs(),
+        "Outputs": {**_outputs(), **user_pool_outputs(options)},
     }
 
 
@@ -398,6 +418,114 @@ def _outputs() -> dict[str, Any]:
         "StreamFailuresArn": {"Value": {"Fn::GetAtt": [STREAM_FAILURES, "Arn"]}},
         "TrackerFailuresArn": {"Value": {"Fn::GetAtt": [TRACKER_FAILURES, "Arn"]}},
         "ApiAccessLogsArn": {"Value": {"Fn::GetAtt": [API_ACCESS_LOGS, "Arn"]}},
+    }
+
+
+def user_pool(settings: Settings, options: StageOptions) -> dict[str, Any]:
+    """The Cognito user pool and app client of a stage that signs users in and names no
+    existing pool; nothing otherwise. Both deployment paths create them from here.
+
+    Users sign in with their e-mail address, which Cognito verifies; an administrator
+    creates them unless ``self_sign_up``; TOTP MFA is offered (optional). The pool holds
+    the stage's users, so it is kept when the stack goes and protected from deletion; the
+    app client holds nothing and goes with the stack. The client has no secret (browser
+    and mobile apps cannot keep one) and signs in with SRP, so no password is sent;
+    ``admin_password_auth`` adds the flow an operator's AWS CLI uses."""
+    if not options.creates_user_pool:
+        return {}
+    flows = ["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
+    if options.admin_password_auth:
+        flows.append("ALLOW_ADMIN_USER_PASSWORD_AUTH")
+    return {
+        USER_POOL: {
+            "Type": "AWS::Cognito::UserPool",
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "UserPoolName": user_pool_name(settings),
+                "UsernameAttributes": ["email"],
+                "UsernameConfiguration": {"CaseSensitive": False},
+                "AutoVerifiedAttributes": ["email"],
+                "AccountRecoverySetting": {
+                    "RecoveryMechanisms": [{"Name": "verified_email", "Priority": 1}]
+                },
+                "EmailConfiguration": {"EmailSendingAccount": "COGNITO_DEFAULT"},
+                "Policies": {
+                    "PasswordPolicy": {
+                        "MinimumLength": USER_PASSWORD_MIN_LENGTH,
+                        "RequireLowercase": True,
+                        "RequireUppercase": True,
+                        "RequireNumbers": True,
+                        "RequireSymbols": True,
+                        "TemporaryPasswordValidityDays": 7,
+                    }
+                },
+                "AdminCreateUserConfig": {"AllowAdminCreateUserOnly": not options.self_sign_up},
+                "MfaConfiguration": "OPTIONAL",
+                "EnabledMfas": ["SOFTWARE_TOKEN_MFA"],
+                "DeletionProtection": "ACTIVE",
+            },
+        },
+        USER_POOL_CLIENT: {
+            "Type": "AWS::Cognito::UserPoolClient",
+            **DELETED_WITH_THE_STACK,
+            "Properties": {
+                "ClientName": user_pool_client_name(settings),
+                "UserPoolId": {"Ref": USER_POOL},
+                "GenerateSecret": False,
+                "SupportedIdentityProviders": ["COGNITO"],
+                "ExplicitAuthFlows": flows,
+                "PreventUserExistenceErrors": "ENABLED",
+                "EnableTokenRevocation": True,
+                "IdTokenValidity": ID_TOKEN_MINUTES,
+                "AccessTokenValidity": ACCESS_TOKEN_MINUTES,
+                "RefreshTokenValidity": REFRESH_TOKEN_DAYS,
+                "TokenValidityUnits": {
+                    "IdToken": "minutes",
+                    "AccessToken": "minutes",
+                    "RefreshToken": "days",
+                },
+            },
+        },
+    }
+
+
+def user_pool_issuer(region: str, user_pool_id: str) -> str:
+    """The ``iss`` of the pool's tokens; its public keys are at
+    ``<issuer>/.well-known/jwks.json``."""
+    return f"https://cognito-idp.{region}.amazonaws.com/{user_pool_id}"
+
+
+def user_pool_outputs(options: StageOptions) -> dict[str, Any]:
+    """The pool, its app client and its tokens' issuer, as outputs of a stage that signs
+    users in: the created ones by reference, or the existing ones the options name. Path
+    (b) gives the functions these ids; clients read them here."""
+    if not options.signs_in:
+        return {}
+    if options.creates_user_pool:
+        pool: Any = {"Ref": USER_POOL}
+        client: Any = {"Ref": USER_POOL_CLIENT}
+        issuer: Any = {"Fn::Sub": user_pool_issuer("${AWS::Region}", f"${{{USER_POOL}}}")}
+    else:
+        assert options.user_pool_id is not None  # both or neither: deploy.options
+        pool, client = options.user_pool_id, options.user_pool_client_id
+        issuer = user_pool_issuer(user_pool_region(pool), pool)
+    return {
+        USER_POOL_ID_OUTPUT: {"Value": pool},
+        USER_POOL_CLIENT_ID_OUTPUT: {"Value": client},
+        USER_POOL_ISSUER_OUTPUT: {"Value": issuer},
+    }
+
+
+def stage_throttle(options: StageOptions) -> dict[str, Any]:
+    """The API stage's own rate and burst, for every method (``MethodSettings``): what
+    bounds a stage whose callers have no API key (cognito mode), since a usage plan
+    meters only requests that carry a key. It bounds all callers together."""
+    return {
+        "ResourcePath": "/*",
+        "HttpMethod": "*",
+        "ThrottlingRateLimit": options.api_rate_limit,
+        "ThrottlingBurstLimit": options.api_burst_limit,
     }
 
 

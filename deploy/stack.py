@@ -6,15 +6,17 @@ template, so what it does not create comes from a CloudFormation stack beside it
 1. ``prepare`` creates or updates the stack ``ocg-<project>-<stage>`` (the resources of
    ``deploy.resources`` and a least-privilege role per function) and writes into the
    stage of ``.chalice/config.json`` what ``chalice deploy`` must be told: the account,
-   the stream's real ARN and the queues (environment variables), each function's role,
-   the pyarrow layer of the stream and compaction functions, and their timeouts.
+   the stream's real ARN and the queues (environment variables; on a stage that signs
+   users in, the user pool's and app client's ids too), each function's role, the
+   pyarrow layer of the stream and compaction functions, and their timeouts.
 2. ``chalice deploy --stage <stage>`` creates the functions and wires the handlers.
 3. ``finish`` sets on the event-source mappings what Chalice cannot
    (``deploy.event_sources``), gives the Athena state-change tracker its on-failure
    destination and the lake's compaction its invocation settings (no retries:
-   ``deploy.compaction``), and adds the API's usage plan and key to the stack. Chalice's
-   own redeploys change only batch sizes and never touch an asynchronous-invocation
-   config, so these settings stay.
+   ``deploy.compaction``), and adds the API's usage plan and key to the stack (a stage
+   whose callers need no key, ``OCG_AUTH_MODE=cognito``, gets its API stage throttled
+   instead). Chalice's own redeploys change only batch sizes and never touch an
+   asynchronous-invocation config, so these settings stay.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from deploy.names import (
     name_problems,
     stage_resource_name,
 )
-from deploy.options import StageOptions, stage_options
+from deploy.options import StageOptions, stage_options, user_pool_problems
 from deploy.policies import (
     COMPACTION_FUNCTION,
     PYARROW_FUNCTIONS,
@@ -67,11 +69,17 @@ from deploy.resources import (
     API_KEY,
     API_TIMEOUT_SECONDS,
     RESULTS_BUCKET,
+    USER_POOL_CLIENT_ID_OUTPUT,
+    USER_POOL_ID_OUTPUT,
     resources_template,
+    stage_throttle,
     usage_plan,
 )
 from deploy.stage import (
+    AUTH_MODE_VARIABLE,
     CHALICE_CONFIG,
+    USER_POOL_CLIENT_VARIABLE,
+    USER_POOL_VARIABLE,
     api_stage,
     read_config,
     region_variables,
@@ -89,6 +97,12 @@ OUTPUT_VARIABLES = {
     "CascadeQueueUrl": "OCG_CASCADE_QUEUE_URL",
     "DeletionQueueArn": "OCG_DELETION_QUEUE_ARN",
     "DeletionQueueUrl": "OCG_DELETION_QUEUE_URL",
+}
+# The outputs of a stage that signs users in, written likewise; a stage that does not
+# has neither output, and neither variable.
+USER_POOL_OUTPUT_VARIABLES = {
+    USER_POOL_ID_OUTPUT: USER_POOL_VARIABLE,
+    USER_POOL_CLIENT_ID_OUTPUT: USER_POOL_CLIENT_VARIABLE,
 }
 # The states a stack may be used from; anything else (failed, rolled back, still in
 # progress after the wait) stops the deployment.
@@ -130,8 +144,8 @@ def stack_template(
     api: DeployedApi | None = None,
 ) -> dict[str, Any]:
     """The resources, a role per function (its ARN an output), the alarms, and once the
-    API exists its usage plan and key. ``functions`` maps the functions' logical ids to
-    their Chalice names."""
+    API exists its usage plan and key (unless its callers need none: cognito mode).
+    ``functions`` maps the functions' logical ids to their Chalice names."""
     template = resources_template(settings, model, options)
     resources, outputs = template["Resources"], template["Outputs"]
     resources.update(
@@ -148,7 +162,7 @@ def stack_template(
         outputs[f"{function}{ROLE_OUTPUT_SUFFIX}"] = {
             "Value": {"Fn::GetAtt": [f"{function}Role", "Arn"]}
         }
-    if api is not None:
+    if api is not None and options.uses_api_key:
         resources.update(usage_plan(settings, options, api.rest_api_id, api.stage))
         outputs["ApiKeyId"] = {"Value": {"Ref": API_KEY}}
     return template
@@ -278,7 +292,8 @@ def configure_stage(
     log_retention_in_days: int,
     compaction_timeout_seconds: int,
 ) -> dict[str, Any]:
-    """The Chalice config with the stage pointed at the stack's resources and roles.
+    """The Chalice config with the stage pointed at the stack's resources and roles (and
+    at its user pool, when the stage signs users in).
 
     ``app_name`` leads every function name Chalice gives (``<app_name>-<stage>-…``), so
     it is the project's, and two projects never share a function; the stage's log
@@ -292,6 +307,11 @@ def configure_stage(
     variables["OCG_ACCOUNT_ID"] = account_id
     for output, variable in OUTPUT_VARIABLES.items():
         variables[variable] = outputs[output]
+    for output, variable in USER_POOL_OUTPUT_VARIABLES.items():
+        if output in outputs:
+            variables[variable] = outputs[output]
+        else:
+            variables.pop(variable, None)
     stage_config["manage_iam_role"] = False
     stage_config["autogen_policy"] = False
     stage_config.pop("iam_role_arn", None)
@@ -467,12 +487,14 @@ def prepare_stage(
     stage_environment(config, stage)  # the stage exists
     options = stage_options(config, stage)
     config["stages"][stage].setdefault("environment_variables", {})["OCG_ACCOUNT_ID"] = account_id
-    variables = region_variables(aws_region)
+    # The stage's sign-in mode, not one exported in this shell, decides the app's routes.
+    variables = {**region_variables(aws_region), AUTH_MODE_VARIABLE: options.auth_mode}
     settings = stage_settings(stage, config_file, {**os.environ, **variables}, config=config)
     app = stage_app(stage, config_file, {**variables, "OCG_ACCOUNT_ID": account_id})
     functions = function_names(app)
     problems = name_problems(settings, stage, functions.values())
     problems += compaction_problems(config, stage, settings)
+    problems += user_pool_problems(options, stage, aws_region)
     if problems:
         raise DeployError("; ".join(problems))
     model = load_schema(settings.schema_file, check_sql=True)
@@ -504,7 +526,7 @@ def prepare_stage(
 @dataclass(frozen=True)
 class FinishedStage:
     api: DeployedApi
-    api_key_id: str
+    api_key_id: str | None  # None: the stage's callers need no key (cognito mode)
     event_sources: list[str]
     tracker: str
     compaction: str
@@ -517,9 +539,10 @@ def finish_stage(
     config_file: Path = CHALICE_CONFIG,
     template_bucket: str | None = None,
 ) -> FinishedStage:
-    """Step 3, after ``chalice deploy``: the usage plan for its API, the API stage's
-    access log and tracing, the mappings' settings, the tracker's on-failure
-    destination, and the compaction's invocation settings."""
+    """Step 3, after ``chalice deploy``: the usage plan for its API (or, when its callers
+    need no key, the API stage's own throttle), the API stage's access log and tracing,
+    the mappings' settings, the tracker's on-failure destination, and the compaction's
+    invocation settings."""
     aws_region = region(session)
     settings = stage_settings(stage, config_file, {**os.environ, **region_variables(aws_region)})
     config = read_config(config_file)
@@ -530,31 +553,52 @@ def finish_stage(
     functions = function_names(stage_app(stage, config_file, region_variables(aws_region)))
     template = stack_template(settings, model, options, functions, api=api)
     outputs = apply_stage_stack(session, settings, template, template_bucket=template_bucket)
-    log_api_stage(session.client("apigateway"), api, outputs["ApiAccessLogsArn"])
+    log_api_stage(
+        session.client("apigateway"),
+        api,
+        outputs["ApiAccessLogsArn"],
+        throttle=None if options.uses_api_key else stage_throttle(options),
+    )
     lambda_client = session.client("lambda")
     tuned = tune_event_sources(
         lambda_client, deployed, outputs["StreamFailuresArn"], options.queue_max_concurrency
     )
     tracker = configure_tracker(lambda_client, deployed, outputs["TrackerFailuresArn"])
     compaction = configure_compaction(lambda_client, deployed, settings)
-    return FinishedStage(api, outputs["ApiKeyId"], tuned, tracker, compaction)
+    return FinishedStage(api, outputs.get("ApiKeyId"), tuned, tracker, compaction)
 
 
-def log_api_stage(apigateway: Any, api: DeployedApi, access_logs_arn: str) -> None:
+def log_api_stage(
+    apigateway: Any,
+    api: DeployedApi,
+    access_logs_arn: str,
+    *,
+    throttle: Mapping[str, Any] | None = None,
+) -> None:
     """Give the stage Chalice deployed its access log and X-Ray tracing, as path (a)'s
-    template does (Chalice sets neither, and its redeploys leave them alone)."""
-    apigateway.update_stage(
-        restApiId=api.rest_api_id,
-        stageName=api.stage,
-        patchOperations=[
+    template does (Chalice sets neither, and its redeploys leave them alone), and the
+    ``throttle`` of every method (``deploy.resources.stage_throttle``) when given."""
+    operations = [
+        {"op": "replace", "path": "/accessLogSettings/destinationArn", "value": access_logs_arn},
+        {"op": "replace", "path": "/accessLogSettings/format", "value": API_ACCESS_LOG_FORMAT},
+        {"op": "replace", "path": "/tracingEnabled", "value": "true"},
+    ]
+    if throttle is not None:
+        methods = f"{throttle['ResourcePath']}/{throttle['HttpMethod']}"
+        operations += [
             {
                 "op": "replace",
-                "path": "/accessLogSettings/destinationArn",
-                "value": access_logs_arn,
+                "path": f"{methods}/throttling/rateLimit",
+                "value": str(throttle["ThrottlingRateLimit"]),
             },
-            {"op": "replace", "path": "/accessLogSettings/format", "value": API_ACCESS_LOG_FORMAT},
-            {"op": "replace", "path": "/tracingEnabled", "value": "true"},
-        ],
+            {
+                "op": "replace",
+                "path": f"{methods}/throttling/burstLimit",
+                "value": str(throttle["ThrottlingBurstLimit"]),
+            },
+        ]
+    apigateway.update_stage(
+        restApiId=api.rest_api_id, stageName=api.stage, patchOperations=operations
     )
 
 

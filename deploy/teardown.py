@@ -6,7 +6,12 @@ and the access logs are retained by the stack (``DeletionPolicy: Retain``): they
 the stage's data. While they exist, a stack that creates them again under the same
 names fails, so ``--delete-data`` deletes them too (the table's deletion protection is
 switched off first): what a teardown followed by a fresh ``prepare`` or ``package``
-deploy needs.
+deploy needs. A user pool the stack created (a stage that signs users in) is retained
+and protected from deletion too: it holds the users. A new stack would create another
+(pool names need not be unique), so nothing forces it gone; ``--delete-data`` deletes it
+with the rest, and a teardown without it says how to delete it later (only the stack
+knew which pool it created). A pool the stage only names (``ocg.user_pool_id``) is
+never touched.
 
 On path (b) the functions and the API belong to ``chalice deploy``, not to the stack,
 and they use the stack's roles: ``chalice delete --stage <stage>`` comes first, and
@@ -15,6 +20,7 @@ teardown refuses while Chalice's record of the stage says they exist.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -24,6 +30,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from deploy.names import access_logs_bucket
+from deploy.resources import USER_POOL, USER_POOL_ID_OUTPUT
 from deploy.stack import DeployError, read_deployed_if_any, region, stack_name
 from deploy.stage import CHALICE_CONFIG, region_variables, stage_settings
 
@@ -65,6 +72,7 @@ def teardown_stage(
     done.append(f"emptied {settings.athena_results_bucket} ({emptied} object versions)")
     name = stack_name(settings)
     cloudformation = session.client("cloudformation")
+    user_pool = _created_user_pool(cloudformation, name)
     cloudformation.delete_stack(StackName=name)
     cloudformation.get_waiter("stack_delete_complete").wait(
         StackName=name, WaiterConfig={"Delay": 5, "MaxAttempts": 360}
@@ -73,11 +81,19 @@ def teardown_stage(
     data_buckets = [settings.lake_bucket, access_logs_bucket(settings)]
     if not delete_data:
         kept = ", ".join([f"table {settings.table_name}", *data_buckets])
-        return [
+        lines = [
             *done,
             f"kept: {kept} (the stage's data; a new stack with the same names needs them "
             "gone: teardown --delete-data)",
         ]
+        if user_pool is not None:
+            lines.append(
+                f"kept: user pool {user_pool} (the stage's users; a new stack creates "
+                "another). To delete it: aws cognito-idp update-user-pool --user-pool-id "
+                f"{user_pool} --deletion-protection INACTIVE && aws cognito-idp "
+                f"delete-user-pool --user-pool-id {user_pool}"
+            )
+        return lines
     dynamodb = session.client("dynamodb")
     if _exists(dynamodb.describe_table, TableName=settings.table_name):
         dynamodb.update_table(TableName=settings.table_name, DeletionProtectionEnabled=False)
@@ -88,7 +104,30 @@ def teardown_stage(
         if _exists(s3.head_bucket, Bucket=bucket):
             _delete_bucket(s3, bucket, wait)
             done.append(f"deleted bucket {bucket}, every version")
+    cognito = session.client("cognito-idp")
+    if user_pool is not None and _exists(cognito.describe_user_pool, UserPoolId=user_pool):
+        cognito.update_user_pool(UserPoolId=user_pool, DeletionProtection="INACTIVE")
+        cognito.delete_user_pool(UserPoolId=user_pool)
+        done.append(f"deleted user pool {user_pool} and its users")
     return done
+
+
+def _created_user_pool(cloudformation: Any, stack: str) -> str | None:
+    """The id of the user pool the stack created, if it did: its template has the pool
+    (a pool the stage only names is in its outputs alone)."""
+    try:
+        body = cloudformation.get_template(StackName=stack)["TemplateBody"]
+        (described,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ValidationError":
+            return None  # no such stack
+        raise
+    template = json.loads(body) if isinstance(body, str) else body  # boto3 parses JSON
+    if USER_POOL not in template.get("Resources", {}):
+        return None
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    pool: str | None = outputs.get(USER_POOL_ID_OUTPUT)
+    return pool
 
 
 def _exists(describe: Callable[..., Any], **resource: str) -> bool:

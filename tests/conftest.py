@@ -13,7 +13,7 @@ import importlib
 import json
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -34,13 +34,22 @@ EXAMPLE_SCHEMA = ROOT / "schema.graphql"
 class LoadedApp:
     module: ModuleType
     client: Client
+    # Sent with every request (an Authorization header: :meth:`as_caller`).
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def services(self) -> Any:
         return self.module.services
 
+    def as_caller(self, authorization: str | None) -> LoadedApp:
+        """The same app, each request sent with this Authorization header (None: none)."""
+        return replace(
+            self, headers={} if authorization is None else {"authorization": authorization}
+        )
+
     def post(self, body: str | bytes, content_type: str = "application/json") -> Any:
-        return self.client.http.post("/graphql", headers={"content-type": content_type}, body=body)
+        headers = {**self.headers, "content-type": content_type}
+        return self.client.http.post("/graphql", headers=headers, body=body)
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         response = self.post(json.dumps({"query": query, "variables": variables or {}}))
@@ -54,10 +63,14 @@ class LoadedApp:
         data: dict[str, Any] = result["data"]
         return data
 
-    def error_messages(self, query: str, variables: dict[str, Any] | None = None) -> list[str]:
+    def errors(self, query: str, variables: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         result = self.graphql(query, variables)
         assert result.get("errors"), f"expected errors, got {result}"
-        return [error["message"] for error in result["errors"]]
+        errors: list[dict[str, Any]] = result["errors"]
+        return errors
+
+    def error_messages(self, query: str, variables: dict[str, Any] | None = None) -> list[str]:
+        return [error["message"] for error in self.errors(query, variables)]
 
     def settle(self) -> None:
         """Deliver every pending stream record and queue message to the handlers, and let

@@ -235,7 +235,7 @@ def test_an_explicit_null_limit_or_order_means_the_default(shop: LoadedApp) -> N
 
 
 class BrokenStore:
-    def read(self, entity: Any, entity_id: str) -> None:
+    def read(self, entity: Any, entity_id: str, **conditions: Any) -> None:
         raise RuntimeError("secret internal detail")
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,9 @@ from ariadne import graphql_sync
 from graphql import ASTValidationRule, GraphQLError, GraphQLSchema, OperationType
 from graphql.utilities import get_operation_ast
 
+from chalicelib.auth.identity import PUBLIC, Identity
+from chalicelib.auth.tokens import KeysUnavailable, TokenError
+from chalicelib.graphql.context import CallerContext
 from chalicelib.graphql.documents import DocumentCache
 from chalicelib.graphql.executable import ErrorTally, error_log
 from chalicelib.graphql.limits import ApiLimits
@@ -47,6 +50,10 @@ from chalicelib.settings import LOCAL_LIMITS
 from chalicelib.telemetry import add_log_fields, metrics
 
 JSON_HEADERS = {"Content-Type": "application/json"}
+UNAUTHENTICATED = "UNAUTHENTICATED"
+# Who a request's Authorization header says is calling; TokenError when it says nothing
+# this API trusts, KeysUnavailable when the issuer's keys cannot be read.
+Authenticator = Callable[[str | None], Identity]
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +84,8 @@ class GraphQLEndpoint:
     Documents and their validation are kept across requests (:class:`DocumentCache`).
     ``max_request_bytes`` and ``max_tokens`` bound what a request may ask the server to
     read at all: over the first it is refused with 413, over the second the parser stops.
+    ``authenticate`` names the caller before anything else is read: a token it refuses
+    is a 401 (``WWW-Authenticate: Bearer``), keys it cannot read a 503.
     """
 
     def __init__(
@@ -87,8 +96,10 @@ class GraphQLEndpoint:
         document_rules: Iterable[type[ASTValidationRule]] = (),
         max_request_bytes: int = LOCAL_LIMITS.max_request_bytes,
         max_tokens: int = LOCAL_LIMITS.max_tokens,
+        authenticate: Authenticator = lambda _: PUBLIC,
     ) -> None:
         self.schema = schema
+        self._authenticate = authenticate
         self._limits = limits
         self._document_rules = tuple(document_rules)
         self._max_request_bytes = max_request_bytes
@@ -117,6 +128,7 @@ class GraphQLEndpoint:
         except RequestError as error:
             return _refusal(error, JSON)
         try:
+            context = CallerContext(context, self._caller(request))
             params = self._persisted.resolve(self._read(request))
         except RequestError as error:
             return _refusal(error, media)
@@ -149,6 +161,24 @@ class GraphQLEndpoint:
             result.pop("data", None)
         status = 400 if media == GRAPHQL_RESPONSE and "data" not in result else 200
         return HttpResponse(status, json.dumps(result), _headers(media))
+
+    def _caller(self, request: HttpRequest) -> Identity:
+        try:
+            return self._authenticate(request.headers.get("authorization"))
+        except TokenError as error:
+            # The message never holds the token (chalicelib.auth.tokens), so both may show it.
+            logger.info("token refused: %s", error, extra={"status": 401})
+            raise RequestError(
+                401,
+                f"not signed in: {error}",
+                {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                code=UNAUTHENTICATED,
+            ) from None
+        except KeysUnavailable as error:
+            logger.error("tokens cannot be checked: %s", error)
+            raise RequestError(
+                503, "tokens cannot be checked right now; try again shortly", {"Retry-After": "5"}
+            ) from None
 
     def _read(self, request: HttpRequest) -> GraphQLParams:
         if request.method == "GET":
@@ -198,7 +228,7 @@ def _headers(media: str) -> dict[str, str]:
 
 def _refusal(error: RequestError, media: str) -> HttpResponse:
     return HttpResponse(
-        error.status, error_body(error.message), {**_headers(media), **error.headers}
+        error.status, error_body(error.message, error.code), {**_headers(media), **error.headers}
     )
 
 

@@ -14,15 +14,16 @@ from typing import Any
 from ariadne import MutationType, QueryType, make_executable_schema
 from graphql import GraphQLError, GraphQLResolveInfo, GraphQLSchema
 
+from chalicelib.graphql.access import EntityAccess
 from chalicelib.graphql.context import RequestContext
 from chalicelib.graphql.joins import insert_mutation_resolver
 from chalicelib.graphql.scalars import aws_scalars
 from chalicelib.graphql.tasks import deletion_task_resolvers, query_task_resolvers
 from chalicelib.lake.layers import merged_tables
 from chalicelib.schema import naming
-from chalicelib.schema.model import Entity, SchemaModel
+from chalicelib.schema.model import Entity, Operation, SchemaModel
 from chalicelib.schema.sdl import public_sdl
-from chalicelib.store import EntityStore, Order, StoreError
+from chalicelib.store import Order, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -30,16 +31,18 @@ Resolver = Callable[..., Any]
 Info = GraphQLResolveInfo[Any]
 
 
-def _store(info: Info) -> EntityStore:
+def _context(info: Info) -> RequestContext:
     context: RequestContext = info.context
-    return context.store
+    return context
 
 
 def _crud_resolvers(entity: Entity) -> tuple[dict[str, Resolver], dict[str, Resolver]]:
-    """Query and Mutation resolvers of one entity, keyed by their public field names."""
+    """Query and Mutation resolvers of one entity, keyed by their public field names,
+    each held to the entity's ``@auth`` rules (chalicelib.auth.rules)."""
 
     def read(_: Any, info: Info, id: str) -> dict[str, Any] | None:
-        return _store(info).read(entity, id)
+        access = EntityAccess(entity, _context(info))
+        return access.store.read(entity, id, owner=access.owner(Operation.READ))
 
     def list_items(
         _: Any,
@@ -48,23 +51,36 @@ def _crud_resolvers(entity: Entity) -> tuple[dict[str, Resolver], dict[str, Reso
         order: Order | None = None,
         nextToken: str | None = None,
     ) -> dict[str, Any]:
+        access = EntityAccess(entity, _context(info))
         # An explicit null means "not given": the defaults of the SDL apply.
-        items, token = _store(info).list(
+        items, token = access.store.list(
             entity,
             limit=naming.DEFAULT_LIST_LIMIT if limit is None else limit,
             next_token=nextToken,
             order=order or "DESC",
+            owner=access.owner(Operation.LIST),
         )
         return {"items": items, "nextToken": token}
 
     def create(_: Any, info: Info, input: Mapping[str, Any]) -> dict[str, Any]:
-        return _store(info).create(entity, input)
+        access = EntityAccess(entity, _context(info))
+        access.owner(Operation.CREATE)
+        access.check_owner_input(Operation.CREATE, input)
+        values = dict(input)
+        if entity.owner_field is not None and entity.owner_field not in values:
+            values[entity.owner_field] = access.identity.sub
+        return access.store.create(entity, values)
 
     def update(_: Any, info: Info, id: str, input: Mapping[str, Any]) -> dict[str, Any]:
-        return _store(info).update(entity, id, input)
+        access = EntityAccess(entity, _context(info))
+        owner = access.owner(Operation.UPDATE)
+        access.check_owner_input(Operation.UPDATE, input)
+        return access.store.update(entity, id, input, owner=owner)
 
     def delete(_: Any, info: Info, id: str) -> dict[str, Any]:
-        return {"id": id, "deleted": _store(info).delete(entity, id)}
+        access = EntityAccess(entity, _context(info))
+        deleted = access.store.delete(entity, id, owner=access.owner(Operation.DELETE))
+        return {"id": id, "deleted": deleted}
 
     queries: dict[str, Resolver] = {
         naming.read_field(entity.name): read,
@@ -88,7 +104,7 @@ def _sql_resolvers(model: SchemaModel) -> tuple[dict[str, Resolver], dict[str, R
         queries[naming.task_result_field(task.name)] = result
         mutations[naming.trigger_task_field(task.name)] = trigger
     for deletion in model.delete_mutations:
-        trigger, result = deletion_task_resolvers(deletion, lake)
+        trigger, result = deletion_task_resolvers(model, deletion, lake)
         queries[naming.task_result_field(deletion.name)] = result
         mutations[naming.trigger_task_field(deletion.name)] = trigger
     for insert in model.insert_mutations:

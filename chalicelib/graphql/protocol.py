@@ -28,11 +28,19 @@ MEDIA_TYPES = (GRAPHQL_RESPONSE, JSON)
 class RequestError(Exception):
     """A request refused before GraphQL ran: its HTTP status and what to tell the client."""
 
-    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        headers: Mapping[str, str] | None = None,
+        *,
+        code: str | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = dict(headers or {})
+        self.code = code  # ``extensions.code`` of the error, for clients that branch on it
 
 
 @dataclass(frozen=True)
@@ -145,5 +153,8 @@ def _reject_constant(name: str) -> Any:
     raise RequestError(400, f"the request body is not valid JSON: {name} is not a JSON value")
 
 
-def error_body(message: str) -> str:
-    return json.dumps({"errors": [{"message": message}]})
+def error_body(message: str, code: str | None = None) -> str:
+    error: dict[str, Any] = {"message": message}
+    if code is not None:
+        error["extensions"] = {"code": code}
+    return json.dumps({"errors": [error]})

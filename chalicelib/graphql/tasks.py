@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError, GraphQLResolveInfo
 
+from chalicelib.auth.identity import Identity
+from chalicelib.graphql.access import caller_of, owned_references
 from chalicelib.graphql.context import RequestContext
 from chalicelib.messages import shown
 from chalicelib.schema import naming
-from chalicelib.schema.model import DeleteMutation, QueryTask, SchemaModel
+from chalicelib.schema.model import AuthRules, DeleteMutation, QueryTask, SchemaModel
 from chalicelib.sql.render import RenderError, render
 from chalicelib.tasks.engine import MAX_PAGE_ROWS, InvalidPageToken
 from chalicelib.tasks.results import ResultConversionError, RowReader
@@ -34,6 +36,19 @@ Info = GraphQLResolveInfo[Any]
 def _tasks(info: Info) -> TaskService:
     context: RequestContext = info.context
     return context.tasks
+
+
+def _caller(info: Info, rules: AuthRules, field: str) -> Identity:
+    context: RequestContext = info.context
+    return caller_of(context, rules, field)
+
+
+def _task_of(service: TaskService, task_id: str, field_name: str, caller: Identity) -> Task:
+    """The task, if ``caller`` triggered it: someone else's is as unknown as a wrong id."""
+    try:
+        return service.task(task_id, field_name, owner=caller.sub)
+    except TaskNotFound as error:
+        raise GraphQLError(f"{error}: use the taskId its trigger returned") from None
 
 
 def _task_fields(task: Task) -> dict[str, Any]:
@@ -62,14 +77,17 @@ def query_task_resolvers(
     rows = RowReader(task.result, fields, f"Query.{task.name}")
     result_field = naming.task_result_field(task.name)
 
+    trigger_field = naming.trigger_task_field(task.name)
+
     def trigger(_: Any, info: Info, **arguments: Any) -> dict[str, str]:
         from chalicelib.sql.analysis import read_through
 
+        caller = _caller(info, task.auth, trigger_field)
         try:
-            sql = read_through(render(task.sql, task.arguments, arguments), lake)
+            sql = read_through(render(task.sql, task.arguments, arguments, caller), lake)
         except RenderError as error:
             raise GraphQLError(str(error)) from None
-        started = _tasks(info).trigger(TaskType.QUERY, task.name, sql)
+        started = _tasks(info).trigger(TaskType.QUERY, task.name, sql, owner=caller.sub)
         return {"taskId": started.task_id}
 
     def result(
@@ -79,11 +97,9 @@ def query_task_resolvers(
             raise GraphQLError(
                 f"{result_field}: limit must be between 1 and {MAX_PAGE_ROWS}, got {limit}"
             )
+        caller = _caller(info, task.auth, result_field)
         service = _tasks(info)
-        try:
-            current = service.task(taskId, task.name)
-        except TaskNotFound as error:
-            raise GraphQLError(f"{error}: use the taskId its trigger returned") from None
+        current = _task_of(service, taskId, task.name, caller)
         answer = {**_task_fields(current), "result": None, "nextToken": None}
         if current.status is not TaskStatus.SUCCEEDED:
             return answer
@@ -108,32 +124,40 @@ def query_task_resolvers(
 
 
 def deletion_task_resolvers(
-    delete: DeleteMutation, lake: Mapping[str, str]
+    model: SchemaModel, delete: DeleteMutation, lake: Mapping[str, str]
 ) -> tuple[Resolver, Resolver]:
     """The trigger (Mutation) and the result read (Query) of one DELETE mutation.
 
     The DELETE runs as the SELECT of what it deletes (DESIGN §6), built from the
     rendered statement's syntax tree; sqlglot is imported by the first deletion
-    trigger only, so the function's cold start stays without it.
+    trigger only, so the function's cold start stays without it. A caller held to their
+    own items of a type the join table references deletes only rows referencing those.
     """
 
-    def trigger(_: Any, info: Info, **arguments: Any) -> dict[str, str]:
-        from chalicelib.sql.analysis import delete_to_select, read_through
+    trigger_field = naming.trigger_task_field(delete.name)
+    result_field = naming.task_result_field(delete.name)
+    join_table = next(t for t in model.join_tables if t.name == delete.table)
+    entities = {e.name: e for e in model.entities}
 
+    def trigger(_: Any, info: Info, **arguments: Any) -> dict[str, str]:
+        from chalicelib.sql.analysis import OwnedColumn, delete_to_select, read_through
+
+        caller = _caller(info, delete.auth, trigger_field)
+        owned = [
+            OwnedColumn(column, entity.key, entity.owner_field or "", owner)
+            for column, entity, owner in owned_references(info.context, join_table, entities)
+        ]
         try:
-            sql = read_through(
-                delete_to_select(render(delete.sql, delete.arguments, arguments)), lake
-            )
+            rendered = render(delete.sql, delete.arguments, arguments, caller)
+            sql = read_through(delete_to_select(rendered, owned), lake)
         except RenderError as error:
             raise GraphQLError(str(error)) from None
-        started = _tasks(info).trigger(TaskType.DELETION, delete.name, sql)
+        started = _tasks(info).trigger(TaskType.DELETION, delete.name, sql, owner=caller.sub)
         return {"taskId": started.task_id}
 
     def result(_: Any, info: Info, taskId: str) -> dict[str, Any]:
-        try:
-            current = _tasks(info).task(taskId, delete.name)
-        except TaskNotFound as error:
-            raise GraphQLError(f"{error}: use the taskId its trigger returned") from None
+        caller = _caller(info, delete.auth, result_field)
+        current = _task_of(_tasks(info), taskId, delete.name, caller)
         return {**_task_fields(current), "deletedCount": current.deleted_count}
 
     return trigger, result

@@ -1,5 +1,7 @@
 """``python -m chalicelib.schema [path]``: print the public SDL, or the schema's problems.
 
+Warnings go to stderr beside the SDL on stdout, so ``> api.graphql`` keeps the SDL clean.
+
 The default path is the app's schema file (``OCG_SCHEMA_FILE``, else
 ``schema.graphql`` at the project root), so the command checks what the app would load.
 """
@@ -26,6 +28,8 @@ def main(argv: list[str]) -> int:
     except OSError as error:
         print(f"{path}: {error.strerror or error}", file=sys.stderr)
         return 1
+    for warning in model.warnings:
+        print(warning, file=sys.stderr)
     sys.stdout.write(public_sdl(model))
     return 0
 

@@ -8,6 +8,7 @@ a layer that fails stops the load, since later rules would only echo its problem
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from graphql import (
@@ -39,13 +40,16 @@ from graphql import (
 )
 from graphql.validation.validate import validate_sdl
 
-from chalicelib.schema import objects, operations
+from chalicelib.schema import auth, objects, operations
 from chalicelib.schema.model import (
     AWS_SCALARS,
+    AuthRules,
     DeleteMutation,
+    Entity,
     InsertMutation,
     QueryTask,
     SchemaModel,
+    TaskResponse,
     TypeRef,
 )
 from chalicelib.schema.names import check_names
@@ -56,6 +60,7 @@ from chalicelib.schema.source import UserSource
 DIRECTIVES = {
     objects.SQL_QUERY: "directive @sql_query(query: String!) on FIELD_DEFINITION",
     objects.TASK_RESPONSE: "directive @task_response on OBJECT",
+    auth.AUTH: auth.DECLARATION,
 }
 ROOTS = {"query": "Query", "mutation": "Mutation"}
 # A schema without Query fields is fine for us, not for graphql-core: this stands in.
@@ -101,6 +106,12 @@ def _check_definitions(document: DocumentNode, report: Report) -> None:
             _check_directive_declaration(definition, report)
         elif isinstance(definition, SchemaDefinitionNode):
             _check_schema_definition(definition, report)
+        elif name in auth.TYPES:
+            reserved = (
+                f"{name} is the loader's: a type of @auth(rules: ...), declared with the "
+                "directive; name your type differently"
+            )
+            report.add(_at(definition), name, "reserved-type-name", reserved)
         elif message := _UNSUPPORTED.get(type(definition)):
             report.add(_at(definition), name, "unsupported-definition", message)
         elif name == "Subscription":
@@ -121,7 +132,7 @@ def _check_directive_declaration(definition: DirectiveDefinitionNode, report: Re
     name = definition.name.value
     subject = f"@{name}"
     if name not in DIRECTIVES:
-        message = f"only @{' and @'.join(DIRECTIVES)} are supported"
+        message = f"only @{', @'.join(DIRECTIVES)} are supported"
         report.add(definition.name, subject, "unsupported-definition", message)
         return
     expected = parse(DIRECTIVES[name]).definitions[0]
@@ -153,8 +164,11 @@ def _build(document: DocumentNode, report: Report) -> GraphQLSchema:
 
     Raises when graphql-core or the definition checks found problems.
     """
+    if any(_name(d) in auth.TYPES for d in document.definitions):
+        report.raise_if_any()  # reported as reserved: graphql-core would only echo it
     declared = {_name(d) for d in document.definitions if not isinstance(d, TypeExtensionNode)}
     prelude = [text for name, text in DIRECTIVES.items() if name not in declared]
+    prelude += auth.TYPES.values()
     prelude += [f"scalar {name}" for name in AWS_SCALARS if name not in declared]
     if "Query" not in declared:
         prelude.append(STAND_IN_QUERY)
@@ -191,15 +205,13 @@ def _compile(
             enum_nodes.append((name, node))
         elif not isinstance(named, GraphQLObjectType):
             continue
-        elif (task_response := _task_response_directive(named)) is not None:
-            if name in ROOTS.values():
-                message = "@task_response belongs on result types, not on Query or Mutation"
-                report.add(task_response, name, "directive-placement", message)
-            else:
-                task_responses.append(objects.task_response(named, report))
-                response_nodes.append((name, node))
-        elif name not in ROOTS.values():
-            entities.append(objects.entity(named, report))
+        elif name in ROOTS.values():
+            _check_root(named, report)
+        elif _task_response_directive(named) is not None:
+            task_responses.append(_task_response(named, report))
+            response_nodes.append((name, node))
+        else:
+            entities.append(_entity(named, schema, report))
             entity_nodes.append((name, node))
     if not entities:
         message = "the schema declares no entity (an object type other than Query and Mutation)"
@@ -213,7 +225,9 @@ def _compile(
         check_sql=check_sql,
     )
     check_names(entity_nodes, enum_nodes, response_nodes, built, report)
+    built = _with_field_rules(built, schema, report)
     report.raise_if_any()
+    auth.check_owner_reads(built, entities, report)
     with_arguments: list[QueryTask | InsertMutation | DeleteMutation] = [
         *built.query_tasks,
         *built.insert_mutations,
@@ -234,6 +248,52 @@ def _compile(
         insert_mutations=built.insert_mutations,
         delete_mutations=built.delete_mutations,
         join_tables=built.join_tables,
+        warnings=tuple(report.warnings),
+    )
+
+
+def _check_root(obj: GraphQLObjectType, report: Report) -> None:
+    """Query and Mutation are no entities: directives of types do not belong on them."""
+    if (task_response := _task_response_directive(obj)) is not None:
+        message = "@task_response belongs on result types, not on Query or Mutation"
+        report.add(task_response, obj.name, "directive-placement", message)
+    auth.check_misplaced(
+        obj, report, "belongs on the fields of Query and Mutation, not on the type"
+    )
+
+
+def _task_response(obj: GraphQLObjectType, report: Report) -> TaskResponse:
+    """A task's rows are whatever its SQL returns: rules on them would filter nothing."""
+    why = "does not apply to a @task_response type: put it on the task's Query field"
+    auth.check_misplaced(obj, report, why)
+    auth.check_misplaced_fields(obj, report, why)
+    return objects.task_response(obj, report)
+
+
+def _entity(obj: GraphQLObjectType, schema: GraphQLSchema, report: Report) -> Entity:
+    entity = objects.entity(obj, report)
+    return replace(entity, auth=auth.entity_rules(obj, entity, schema, report))
+
+
+def _with_field_rules(
+    built: operations.Operations, schema: GraphQLSchema, report: Report
+) -> operations.Operations:
+    """The operations with the ``@auth`` rules of their Query and Mutation fields."""
+
+    def rules(root: str, name: str) -> AuthRules:
+        obj = _object(schema, root)
+        assert obj is not None  # the operation was built from one of its fields
+        return auth.field_rules(obj.fields[name], f"{root}.{name}", schema, report)
+
+    return replace(
+        built,
+        query_tasks=tuple(replace(t, auth=rules("Query", t.name)) for t in built.query_tasks),
+        insert_mutations=tuple(
+            replace(m, auth=rules("Mutation", m.name)) for m in built.insert_mutations
+        ),
+        delete_mutations=tuple(
+            replace(m, auth=rules("Mutation", m.name)) for m in built.delete_mutations
+        ),
     )
 
 

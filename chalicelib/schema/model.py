@@ -62,6 +62,40 @@ class TypeRef:
         return text + ("!" if self.non_null else "")
 
 
+class AuthStrategy(StrEnum):
+    """Who an ``@auth`` rule admits (docs/auth.md): callers not signed in (an API key
+    holder; locally, a request without a token), any signed-in user, the item's owner,
+    members of named groups."""
+
+    PUBLIC = "public"
+    PRIVATE = "private"
+    OWNER = "owner"
+    GROUPS = "groups"
+
+
+class Operation(StrEnum):
+    CREATE = "create"
+    READ = "read"
+    UPDATE = "update"
+    DELETE = "delete"
+    LIST = "list"
+
+
+@dataclass(frozen=True)
+class AuthRule:
+    """One rule of ``@auth(rules: [...])``: ``allow`` admits whom, for ``operations``."""
+
+    allow: AuthStrategy
+    operations: frozenset[Operation] = frozenset(Operation)
+    owner_field: str | None = None
+    groups: frozenset[str] = frozenset()
+
+
+# What ``@auth`` says of a type or field; None where it has no ``@auth``: every caller
+# the stage lets in may do everything (the stage's sign-in is then the only gate).
+AuthRules = tuple[AuthRule, ...] | None
+
+
 @dataclass(frozen=True)
 class Field:
     name: str
@@ -78,6 +112,13 @@ class Entity:
 
     name: str
     fields: tuple[Field, ...]
+    auth: AuthRules = None
+
+    @property
+    def owner_field(self) -> str | None:
+        """The field its owner rule names: set from the creator's token, indexed so a
+        user lists their own items (keys.owner_list_keys)."""
+        return next((r.owner_field for r in self.auth or () if r.owner_field), None)
 
     @property
     def key(self) -> str:
@@ -116,6 +157,7 @@ class QueryTask:
     arguments: tuple[Argument, ...]
     result: TypeRef
     sql: str
+    auth: AuthRules = None
 
 
 @dataclass(frozen=True)
@@ -156,6 +198,7 @@ class InsertMutation:
     arguments: tuple[Argument, ...]
     table: str
     values: tuple[tuple[str, str], ...]
+    auth: AuthRules = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +209,7 @@ class DeleteMutation:
     arguments: tuple[Argument, ...]
     table: str
     sql: str
+    auth: AuthRules = None
 
 
 @dataclass(frozen=True)
@@ -179,3 +223,5 @@ class SchemaModel:
     insert_mutations: tuple[InsertMutation, ...]
     delete_mutations: tuple[DeleteMutation, ...]
     join_tables: tuple[JoinTable, ...]
+    # What a schema author should know but may mean: printed at start, never refused.
+    warnings: tuple[str, ...] = ()

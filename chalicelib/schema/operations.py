@@ -92,6 +92,14 @@ class SqlField:
 
 
 @dataclass(frozen=True)
+class TableRead:
+    """A lake table an SQL statement reads: its name as written, at ``offset`` in the SQL."""
+
+    table: str
+    offset: int
+
+
+@dataclass(frozen=True)
 class Operations:
     query_tasks: tuple[QueryTask, ...]
     insert_mutations: tuple[InsertMutation, ...]
@@ -99,6 +107,9 @@ class Operations:
     join_tables: tuple[JoinTable, ...]
     fields: Mapping[str, SqlField]  # by subject, e.g. "Query.usersByCity"
     join_table_origins: Mapping[str, tuple[SqlField, int]]  # first INSERT and its offset
+    # The lake tables each Query and DELETE statement reads (join tables excepted), by
+    # subject; filled only when the SQL is checked, since sqlglot finds them.
+    reads: Mapping[str, tuple[TableRead, ...]]
 
 
 def build(
@@ -137,10 +148,11 @@ def build(
     for field in (*queries, *(f for f, _ in deletes)):
         _check_join_table_placeholders(field, declared, report)
     tasks = [_query_task(field, entities, set(task_responses), report) for field in queries]
+    reads: dict[str, tuple[TableRead, ...]] = {}
     if check_sql:
         tables = _table_columns(entities.values(), join_tables)
-        _check_sql(((f, "SELECT") for f in queries), tables, task_responses, report)
-        _check_sql(((f, "DELETE") for f, _ in deletes), tables, task_responses, report)
+        checked = [*((f, "SELECT") for f in queries), *((f, "DELETE") for f, _ in deletes)]
+        reads = _check_sql(checked, tables, task_responses, report)
     return Operations(
         query_tasks=tuple(t for t in tasks if t is not None),
         insert_mutations=tuple(_insert_mutation(f, s) for f, s in inserts),
@@ -150,6 +162,7 @@ def build(
         join_tables=tuple(join_tables),
         fields={f.subject: f for f in (*queries, *mutations)},
         join_table_origins=origins,
+        reads=reads,
     )
 
 
@@ -382,9 +395,12 @@ def _check_sql(
     tables: Mapping[str, frozenset[str]],
     task_responses: Mapping[str, TaskResponse],
     report: Report,
-) -> None:
+) -> dict[str, tuple[TableRead, ...]]:
+    """Check each statement; return the lake tables each one that parses reads (join
+    tables, named by their placeholders, excepted)."""
     from chalicelib.sql import analysis
 
+    reads: dict[str, tuple[TableRead, ...]] = {}
     for field, expected in fields:
         if field.placeholders is None:
             continue
@@ -398,6 +414,11 @@ def _check_sql(
             _add_at_statement(field, report, message)
             continue
         join_tables = {p.start for p in field.placeholders if p.kind is Kind.JOIN_TABLE}
+        reads[field.subject] = tuple(
+            TableRead(t.name, t.offset)
+            for t in result.tables
+            if not t.qualified and t.offset not in join_tables
+        )
         for table in result.tables:
             if table.qualified:
                 message = (
@@ -416,6 +437,7 @@ def _check_sql(
         response = task_responses.get(field.type.name) if field.type else None
         if response is not None and result.outputs is not None:
             _check_result_columns(field, response, result.outputs, report)
+    return reads
 
 
 def _check_result_columns(

@@ -1,4 +1,5 @@
-"""Collects problems while the loader walks the schema, each placed in the user's file."""
+"""Collects problems and warnings while the loader walks the schema, each placed in the
+user's file."""
 
 from __future__ import annotations
 
@@ -16,11 +17,22 @@ class Report:
     def __init__(self, source: UserSource) -> None:
         self.source = source
         self.problems: list[Problem] = []
+        # What the author should know but may mean: the load goes on (SchemaModel.warnings).
+        self.warnings: list[str] = []
 
     def add(self, at: At, subject: str, rule: str, message: str) -> None:
-        offset = self.offset(at)
-        line, column = (1, 1) if offset is None else self.source.location(offset)
+        line, column = self.location(at)
         self.problems.append(Problem(line, column, self.source.name, subject, rule, message))
+
+    def warn(self, at: At, subject: str, message: str) -> None:
+        """A warning in the ``file:line:column: warning:`` form editors and CI logs know."""
+        line, column = self.location(at)
+        self.warnings.append(f"{self.source.name}:{line}:{column}: warning: {subject} {message}")
+
+    def location(self, at: At) -> tuple[int, int]:
+        """1-based line and column in the user's file; the file's start if ``at`` is not in it."""
+        offset = self.offset(at)
+        return (1, 1) if offset is None else self.source.location(offset)
 
     def add_sql(
         self, sql: StringValueNode, offset: int, subject: str, rule: str, message: str

@@ -9,7 +9,7 @@ literal a placeholder is just text and stays.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import sqlglot
@@ -71,18 +71,44 @@ def analyze(sql: str) -> Analysis:
     return Analysis(kind, _tables(query), _columns(query), _outputs(query))
 
 
-def delete_to_select(sql: str) -> str:
+@dataclass(frozen=True)
+class OwnedColumn:
+    """A join table's column whose rows a caller may delete only where it references
+    ``owner``'s items: those of ``table`` whose ``owner_field`` is ``owner``."""
+
+    column: str
+    table: str
+    owner_field: str
+    owner: str
+
+
+def delete_to_select(sql: str, owned: Sequence[OwnedColumn] = ()) -> str:
     """The SELECT a deletion task runs (DESIGN §6): ``DELETE a FROM t a [JOIN ...] WHERE ...``
-    becomes ``SELECT a.s3Key, a.relationId FROM t a [JOIN ...] WHERE ...``.
+    becomes ``SELECT a.s3Key, a.relationId FROM t a [JOIN ...] WHERE ...``, narrowed by
+    ``AND a.c IN (SELECT id FROM e WHERE owner = '…')`` for each of ``owned``, so a caller
+    held to their own items deletes no relation of anyone else's (docs/auth.md).
 
     ``sql`` is a rendered statement (no placeholders left). Generating the DELETE itself
     for Trino would silently drop its joins (FIELD-NOTES), so the SELECT is built from the
-    syntax tree.
+    syntax tree; the owner is a literal of that tree, never text spliced in.
     """
     statement = _parse_one(sql)
     if not isinstance(statement, exp.Delete):
         raise SqlSyntaxError(0, f"expected a DELETE statement, found {statement.key.upper()}")
-    return _select_for_delete(statement).sql(dialect=DIALECT)
+    select = _select_for_delete(statement)
+    alias = statement.args["tables"][0].name
+    for restriction in owned:
+        select = select.where(_owned_by(alias, restriction), append=True)
+    return select.sql(dialect=DIALECT)
+
+
+def _owned_by(alias: str, owned: OwnedColumn) -> exp.Expr:
+    items = (
+        exp.select(exp.column("id", quoted=True))
+        .from_(exp.Table(this=exp.to_identifier(owned.table, quoted=True)))
+        .where(exp.column(owned.owner_field, quoted=True).eq(exp.Literal.string(owned.owner)))
+    )
+    return exp.column(owned.column, alias, quoted=True).isin(query=items)
 
 
 def read_through(sql: str, tables: Mapping[str, str]) -> str:
@@ -118,7 +144,7 @@ def read_through(sql: str, tables: Mapping[str, str]) -> str:
 def _neutral(placeholder: Placeholder) -> str:
     if placeholder.context is not Context.CODE:
         return placeholder.text
-    neutral = "NULL" if placeholder.kind is Kind.ARGUMENT else placeholder.name
+    neutral = placeholder.name if placeholder.kind is Kind.JOIN_TABLE else "NULL"
     return neutral.ljust(placeholder.end - placeholder.start)
 
 

@@ -1,4 +1,5 @@
-"""The placeholder syntax of ``@sql_query``: ``$args.name`` and ``$join_table(name)``.
+"""The placeholder syntax of ``@sql_query``: ``$args.name``, ``$identity.sub`` (also
+``.username`` and ``.groups``: the caller's, docs/auth.md) and ``$join_table(name)``.
 
 This module is the one definition of that syntax: the loader checks placeholders with
 it and the task runner renders them with it, so both always agree on what is replaced.
@@ -20,13 +21,18 @@ from enum import StrEnum
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _ARGUMENT = re.compile(rf"\$args\.({_NAME})")
 _JOIN_TABLE = re.compile(rf"\$join_table\(\s*({_NAME})\s*\)")
+# What a request's identity offers SQL: its Cognito subject, username and groups.
+IDENTITY_FIELDS = ("sub", "username", "groups")
+_IDENTITY = re.compile(rf"\$identity\.({'|'.join(IDENTITY_FIELDS)})(?![A-Za-z0-9_])")
 # Where a placeholder starts; if the full syntax does not follow, it is a mistake, not text.
-_START = re.compile(r"\$(?:args|join_table)")
+_START = re.compile(r"\$(?:args|join_table|identity)")
+_PATTERNS = (("args", _ARGUMENT), ("identity", _IDENTITY), ("join_table", _JOIN_TABLE))
 _LEXICAL = re.compile(r"'|\"|--|/\*")
 
 
 class Kind(StrEnum):
     ARGUMENT = "args"
+    IDENTITY = "identity"
     JOIN_TABLE = "join_table"
 
 
@@ -55,13 +61,13 @@ class Placeholder:
     @property
     def text(self) -> str:
         """The placeholder as users write it, for messages."""
-        if self.kind is Kind.ARGUMENT:
-            return f"$args.{self.name}"
-        return f"$join_table({self.name})"
+        if self.kind is Kind.JOIN_TABLE:
+            return f"$join_table({self.name})"
+        return f"${self.kind.value}.{self.name}"
 
 
 class PlaceholderSyntaxError(ValueError):
-    """``$args``/``$join_table`` not followed by ``.name``/``(name)``."""
+    """``$args``, ``$identity`` or ``$join_table`` not followed by what they take."""
 
     def __init__(self, offset: int, message: str) -> None:
         super().__init__(message)
@@ -100,13 +106,15 @@ def substitute(sql: str, replacement: Callable[[Placeholder], str]) -> str:
 def _placeholder_at(
     sql: str, start: int, limit: int, context: Context, enclosing: tuple[int, int] | None
 ) -> Placeholder:
-    for kind, pattern in ((Kind.ARGUMENT, _ARGUMENT), (Kind.JOIN_TABLE, _JOIN_TABLE)):
+    for kind, pattern in _PATTERNS:
         match = pattern.match(sql, start, limit)
         if match:
-            return Placeholder(kind, match.group(1), start, match.end(), context, enclosing)
+            return Placeholder(Kind(kind), match.group(1), start, match.end(), context, enclosing)
     snippet = sql[start:limit].split(None, 1)[0][:40]
     raise PlaceholderSyntaxError(
-        start, f"malformed placeholder {snippet!r}: write $args.name or $join_table(name)"
+        start,
+        f"malformed placeholder {snippet!r}: write $args.name, $join_table(name) or "
+        f"$identity.{', $identity.'.join(IDENTITY_FIELDS)}",
     )
 
 

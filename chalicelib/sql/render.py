@@ -16,6 +16,11 @@ Why no value can change the statement's structure (DESIGN §6):
 - Inside a ``'...'`` literal, the value's text is placed with ``'`` doubled, so it stays
   in that literal; a null value turns the whole literal into ``NULL``.
 
+``$identity.sub`` and ``$identity.username`` are rendered as string arguments would be,
+``$identity.groups`` as a list of strings (``ARRAY['admin']``, ``ARRAY[]`` for none); a
+caller who is not signed in has ``NULL`` for the first two, so ``owner = $identity.sub``
+matches nothing for them.
+
 Literals follow the lake's column type of the argument's GraphQL type
 (``lake.columns.column_type``), so a value compares with the lake's columns as stored.
 """
@@ -29,8 +34,9 @@ from enum import Enum
 from typing import Any
 
 from chalicelib import keys
+from chalicelib.auth.identity import PUBLIC, Identity
 from chalicelib.lake.columns import ColumnType, LakeSchemaError, column_type, parse_timestamp
-from chalicelib.schema.model import INTEGER_RANGE, Argument, TypeKind
+from chalicelib.schema.model import INTEGER_RANGE, Argument, TypeKind, TypeRef
 from chalicelib.sql.placeholders import (
     Context,
     Kind,
@@ -44,6 +50,15 @@ from chalicelib.sql.placeholders import (
 # longer token with a literal's first or last character (a quote, digit, letter or ``-``).
 _SAFE_NEIGHBOURS = frozenset(" \t\r\n\f\v(),[]=<>+*/%|;")
 _SHOWN_LENGTH = 60
+_TEXT = TypeRef("String", TypeKind.SCALAR)
+_IDENTITY_ARGUMENTS = {
+    "$identity.sub": Argument("$identity.sub", _TEXT),
+    "$identity.username": Argument("$identity.username", _TEXT),
+    "$identity.groups": Argument(
+        "$identity.groups",
+        TypeRef("String", TypeKind.SCALAR, non_null=True, is_list=True, item_non_null=True),
+    ),
+}
 
 
 class RenderError(ValueError):
@@ -53,17 +68,33 @@ class RenderError(ValueError):
     """
 
 
-def render(sql: str, arguments: Sequence[Argument], values: Mapping[str, Any]) -> str:
+def render(
+    sql: str,
+    arguments: Sequence[Argument],
+    values: Mapping[str, Any],
+    identity: Identity = PUBLIC,
+) -> str:
     """``sql`` with every placeholder replaced: the Trino SQL the task runs.
 
     ``values`` are the field's coerced GraphQL arguments; an argument missing from them
-    takes its default, else ``NULL``. ``$join_table(name)`` becomes ``name``.
+    takes its default, else ``NULL``. ``$join_table(name)`` becomes ``name``, and
+    ``$identity.…`` the caller's ``identity``.
     """
     try:
         placeholders = find_placeholders(sql)
     except PlaceholderSyntaxError as error:
         raise RenderError(error.message) from None
-    renderer = _Renderer(sql, placeholders, {a.name: a for a in arguments}, values)
+    identity_values = {
+        "$identity.sub": identity.sub,
+        "$identity.username": identity.username,
+        "$identity.groups": sorted(identity.groups),
+    }
+    renderer = _Renderer(
+        sql,
+        placeholders,
+        {**{a.name: a for a in arguments}, **_IDENTITY_ARGUMENTS},
+        {**values, **identity_values},
+    )
     parts, position = [], 0
     for placeholder in placeholders:
         if placeholder.start < position:
@@ -89,8 +120,8 @@ class _Renderer:
         # The arguments standing in each string literal, by the literal's span.
         self._in_literals: dict[tuple[int, int], list[str]] = {}
         for placeholder in placeholders:
-            if placeholder.enclosing is not None and placeholder.kind is Kind.ARGUMENT:
-                self._in_literals.setdefault(placeholder.enclosing, []).append(placeholder.name)
+            if placeholder.enclosing is not None and placeholder.kind is not Kind.JOIN_TABLE:
+                self._in_literals.setdefault(placeholder.enclosing, []).append(_key(placeholder))
         self._arguments = arguments
         self._values = values
         self._code: dict[str, str] = {}
@@ -108,7 +139,7 @@ class _Renderer:
             return placeholder.start, placeholder.end, placeholder.name
         if placeholder.context is Context.CODE:
             text = self._separated(
-                placeholder.start, placeholder.end, self._code_literal(placeholder.name)
+                placeholder.start, placeholder.end, self._code_literal(_key(placeholder))
             )
             return placeholder.start, placeholder.end, text
         return self._in_literal(placeholder)
@@ -128,7 +159,7 @@ class _Renderer:
             )
         if any(self._literal_text(name) is None for name in self._in_literals[start, end]):
             return start, end, self._separated(start, end, "NULL")
-        text = self._literal_text(placeholder.name)
+        text = self._literal_text(_key(placeholder))
         assert text is not None
         return placeholder.start, placeholder.end, text.replace("'", "''")
 
@@ -160,6 +191,12 @@ class _Renderer:
             argument, value = self._argument(name)
             self._text[name] = None if value is None else _Value(argument).text(value)
         return self._text[name]
+
+
+def _key(placeholder: Placeholder) -> str:
+    """What a placeholder's value is kept under: an argument's name, or ``$identity.x``
+    (which no argument name can be)."""
+    return placeholder.name if placeholder.kind is Kind.ARGUMENT else placeholder.text
 
 
 class _Value:

@@ -59,6 +59,8 @@ TASK_STATUS, START_DATE, FINISH_DATE, ERROR_MESSAGE = (
 DELETION_STEP, DELETED_COUNT = "deletionStep", "deletedCount"
 # The engine's report of the task's query (QueryStatistics), as one map attribute.
 STATISTICS = "statistics"
+# The ``sub`` of the signed-in user who triggered the task; absent for a public caller.
+TRIGGERED_BY = "triggeredBy"
 _STATISTICS_FIELDS = (
     ("dataScannedBytes", "data_scanned_bytes"),
     ("engineMillis", "engine_millis"),
@@ -107,6 +109,7 @@ class Task:
     deletion_step: DeletionStep | None = None
     deleted_count: int | None = None
     statistics: QueryStatistics | None = None  # once its query finished
+    triggered_by: str | None = None  # the user's sub; None: a caller not signed in
 
 
 def _final_status(execution: QueryExecution) -> tuple[TaskStatus, str | None]:
@@ -170,9 +173,12 @@ class TaskService:
         self._serializer = TypeSerializer()
         self._deserializer = TypeDeserializer()
 
-    def trigger(self, task_type: TaskType, field_name: str, sql: str) -> Task:
-        """Start ``sql`` and record the task; the engine may finish before the record
-        exists, which the tracker handles by having its event retried."""
+    def trigger(
+        self, task_type: TaskType, field_name: str, sql: str, *, owner: str | None = None
+    ) -> Task:
+        """Start ``sql`` and record the task, as ``owner``'s (the caller's sub; None for
+        a caller not signed in); the engine may finish before the record exists, which
+        the tracker handles by having its event retried."""
         execution_id = self.engine.start(sql, self._new_token())
         now = self._clock()
         step = DeletionStep.SELECTING if task_type is TaskType.DELETION else None
@@ -183,6 +189,7 @@ class TaskService:
             TaskStatus.RUNNING,
             keys.timestamp_text(now),
             deletion_step=step,
+            triggered_by=owner,
         )
         item: dict[str, Any] = {
             **keys.task_item_keys(execution_id),
@@ -195,6 +202,8 @@ class TaskService:
         }
         if step is not None:
             item[DELETION_STEP] = step.value
+        if owner is not None:
+            item[TRIGGERED_BY] = owner
         self._client.put_item(
             TableName=self._table,
             Item={name: self._serializer.serialize(value) for name, value in item.items()},
@@ -215,11 +224,12 @@ class TaskService:
         """The task as recorded, or None."""
         return self._read(task_id)
 
-    def task(self, task_id: str, field_name: str) -> Task:
+    def task(self, task_id: str, field_name: str, *, owner: str | None = None) -> Task:
         """The task as it stands now, asking the engine while it waits for its query,
-        so a lost state-change event never strands it."""
+        so a lost state-change event never strands it. Only ``owner``'s tasks are found
+        (the caller's sub; None: those of callers not signed in)."""
         task = self._read(task_id) if len(task_id) <= MAX_TASK_ID else None
-        if task is None or task.field_name != field_name:
+        if task is None or task.field_name != field_name or task.triggered_by != owner:
             raise TaskNotFound(f"no task {shown(task_id)} of {field_name}")
         if task.status is not TaskStatus.RUNNING or task.deletion_step is DeletionStep.QUEUED:
             return task
@@ -477,4 +487,5 @@ class TaskService:
             deletion_step=None if step is None else DeletionStep(step),
             deleted_count=None if count is None else int(count),
             statistics=None if statistics is None else _statistics_of(statistics),
+            triggered_by=plain.get(TRIGGERED_BY),
         )

@@ -1,12 +1,13 @@
 """moto's CloudFormation, taught the resource types of our stack that it skips.
 
 moto 5.2.5 creates tables, buckets, queues and roles from a template, but only warns and
-moves on for Glue databases and tables, Athena workgroups, bucket policies and API
-Gateway usage plans and keys (FIELD-NOTES, moto). Each function below creates one such
-resource through moto's own backend, with the template's properties, and returns what
-its ``Ref`` gives; so a stack test sees what a real stack would have made: a Glue table
-with the schema we generated, a workgroup with our output location, a usage plan naming
-the API. Importing this module registers them.
+moves on for Glue databases and tables, Athena workgroups, bucket policies, API Gateway
+usage plans and keys, and Cognito user pools and app clients (FIELD-NOTES, moto). Each
+function below creates one such resource through moto's own backend, with the
+template's properties, and returns what its ``Ref`` gives; so a stack test sees what a
+real stack would have made: a Glue table with the schema we generated, a workgroup with
+our output location, a usage plan naming the API, a user pool that issues tokens.
+Importing this module registers them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from moto.apigateway.models import apigateway_backends
 from moto.athena.models import athena_backends
 from moto.cloudformation import parsing
+from moto.cognitoidp.models import cognitoidp_backends
 from moto.core.common_models import CloudFormationModel
 from moto.glue.models import glue_backends
 from moto.s3.models import s3_backends
@@ -103,6 +105,30 @@ def _usage_plan_key(properties: Properties, account_id: str, region: str) -> str
     return f"{properties['UsagePlanId']}:{properties['KeyId']}"
 
 
+def _user_pool(properties: Properties, account_id: str, region: str) -> str:
+    """The pool, configured as CreateUserPool would be: the template's properties are the
+    API's, but for its name."""
+    config = {key: value for key, value in properties.items() if key != "UserPoolName"}
+    pool = cognitoidp_backends[account_id][region].create_user_pool(
+        properties["UserPoolName"], config
+    )
+    pool_id: str = pool.id
+    return pool_id
+
+
+def _user_pool_client(properties: Properties, account_id: str, region: str) -> str:
+    config = {
+        key: value
+        for key, value in properties.items()
+        if key not in ("UserPoolId", "GenerateSecret")
+    }
+    client = cognitoidp_backends[account_id][region].create_user_pool_client(
+        properties["UserPoolId"], properties.get("GenerateSecret", False), config
+    )
+    client_id: str = client.id
+    return client_id
+
+
 def _register(resource_type: str, create: Create, delete: Delete | None = None) -> None:
     """A ``CloudFormationModel`` for the type (moto looks among its direct subclasses);
     with ``delete``, a stack deletion removes what it made (the others stay, as moto
@@ -150,6 +176,10 @@ for _type, _create in {
     "AWS::ApiGateway::UsagePlan": _usage_plan,
     "AWS::ApiGateway::ApiKey": _api_key,
     "AWS::ApiGateway::UsagePlanKey": _usage_plan_key,
+    # No delete: the pool is retained (and deletion-protected); its client would go, but
+    # a test that tears a stack down looks at the pool only.
+    "AWS::Cognito::UserPool": _user_pool,
+    "AWS::Cognito::UserPoolClient": _user_pool_client,
 }.items():
     _register(_type, _create)
 parsing.get_model_map.cache_clear()

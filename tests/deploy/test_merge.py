@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from deploy.options import StageOptions
-from deploy.package import ACCOUNT_MARKER, package_stage, with_stack_account
+from deploy.package import ACCOUNT_MARKER, MARKERS, package_stage, with_references
 from deploy.validate import sam_transform, validate_packaged
 
 LAYER = "arn:aws:lambda:us-east-1:111111111111:layer:pyarrow:7"
@@ -335,12 +335,16 @@ def test_the_package_names_the_account_it_is_deployed_in(packaged: dict[str, Any
     text = json.dumps(packaged)
     resources = packaged["Resources"]
 
-    assert "123456789012" not in text and ACCOUNT_MARKER not in text
+    assert "123456789012" not in text and not any(marker in text for marker in MARKERS)
+    assert ACCOUNT_MARKER in MARKERS
     assert resources["LakeBucket"]["Properties"]["BucketName"] == {
         "Fn::Sub": "ocg-shop-${AWS::AccountId}"
     }
     variables = resources["APIHandler"]["Properties"]["Environment"]["Variables"]
-    assert variables["OCG_ACCOUNT_ID"] == {"Fn::Sub": "${AWS::AccountId}"}
+    assert variables["OCG_ACCOUNT_ID"] == {"Ref": "AWS::AccountId"}
+    # The dev stage signs no one in: no user pool, and no variable naming one.
+    assert "UserPool" not in resources and "UserPoolId" not in packaged["Outputs"]
+    assert "OCG_COGNITO_USER_POOL_ID" not in variables
     workgroup = resources["AthenaWorkGroup"]["Properties"]["WorkGroupConfiguration"]
     assert workgroup["ResultConfiguration"]["OutputLocation"] == {
         "Fn::Sub": "s3://ocg-shop-athena-${AWS::AccountId}/results/"
@@ -348,11 +352,19 @@ def test_the_package_names_the_account_it_is_deployed_in(packaged: dict[str, Any
 
 
 def test_a_string_with_its_own_substitution_syntax_is_kept_literal() -> None:
-    marker = "000000000000"
+    markers = {"000000000000": "AWS::AccountId", "pool-marker": "UserPool"}
 
-    assert with_stack_account({"a": [f"x-{marker}-${{y}}"]}, marker) == {
+    assert with_references({"a": ["x-000000000000-${y}"]}, markers) == {
         "a": [{"Fn::Sub": "x-${AWS::AccountId}-${!y}"}]
     }
-    assert with_stack_account({"Fn::Sub": f"arn:{marker}:${{Table}}"}, marker) == {
+    assert with_references({"Fn::Sub": "arn:000000000000:${Table}"}, markers) == {
         "Fn::Sub": "arn:${AWS::AccountId}:${Table}"
+    }
+    # A string that is just a marker refers to what it stands for.
+    assert with_references({"a": "pool-marker", "b": "000000000000"}, markers) == {
+        "a": {"Ref": "UserPool"},
+        "b": {"Ref": "AWS::AccountId"},
+    }
+    assert with_references({"a": "pool-marker/000000000000"}, markers) == {
+        "a": {"Fn::Sub": "${UserPool}/${AWS::AccountId}"}
     }

@@ -94,3 +94,18 @@ def test_package_refuses_the_example_account_before_packaging(
 
     assert "OCG_ACCOUNT_ID is 123456789012" in problem
     assert not (out / "sam.json").exists()
+
+
+def test_the_user_pools_names_are_checked_against_cognitos_limits() -> None:
+    stage = "s" * 113  # ocg-shop-<stage>-users: 128 characters, the most Cognito takes
+    assert not any(
+        "Cognito" in problem for problem in name_problems(settings(OCG_STAGE=stage), stage, [])
+    )
+
+    longer = "s" * 114
+    problems = name_problems(settings(OCG_STAGE=longer), longer, [])
+
+    assert [p for p in problems if "Cognito" in p] == [
+        f"the Cognito user pool name 'ocg-shop-{longer}-users' is 129 characters, over AWS's "
+        "128: use a shorter OCG_PROJECT or stage name"
+    ]

@@ -52,3 +52,100 @@ def test_a_bad_option_is_refused_with_its_place(stage: dict[str, Any], message: 
         stage_options(config(stage), "dev")
 
     assert message in str(refused.value)
+
+
+def test_the_sign_in_mode_is_the_stages_variable_and_an_existing_pool_its_options() -> None:
+    stage = {
+        "environment_variables": {"OCG_AUTH_MODE": "both"},
+        "ocg": {"user_pool_id": "eu-west-1_AbC123xyz", "user_pool_client_id": "a1b2c3"},
+    }
+
+    options = stage_options(config(stage), "dev")
+
+    assert options.auth_mode == "both" and options.signs_in and options.uses_api_key
+    assert not options.creates_user_pool
+    assert (options.user_pool_id, options.user_pool_client_id) == ("eu-west-1_AbC123xyz", "a1b2c3")
+    # The global variable counts too, as Chalice gives it to every stage.
+    cognito = stage_options(
+        {"environment_variables": {"OCG_AUTH_MODE": "cognito"}, "stages": {"dev": {}}}, "dev"
+    )
+    assert cognito.creates_user_pool and not cognito.uses_api_key
+    assert StageOptions().auth_mode == "api_key" and not StageOptions().signs_in
+
+
+@pytest.mark.parametrize(
+    ("variables", "place"),
+    [
+        (
+            {"stages": {"dev": {"environment_variables": {"OCG_AUTH_MODE": "jwt"}}}},
+            "stages.dev.environment_variables",
+        ),
+        (
+            {"environment_variables": {"OCG_AUTH_MODE": "jwt"}, "stages": {"dev": {}}},
+            "environment_variables",
+        ),
+    ],
+)
+def test_an_unknown_sign_in_mode_is_refused_with_its_variable_and_place(
+    variables: dict[str, Any], place: str
+) -> None:
+    with pytest.raises(SettingsError) as refused:
+        stage_options(variables, "dev")
+
+    assert str(refused.value) == (
+        f".chalice/config.json, {place}.OCG_AUTH_MODE='jwt' must be one of api_key, cognito, both"
+    )
+
+
+COGNITO = {"OCG_AUTH_MODE": "cognito"}
+
+
+@pytest.mark.parametrize(
+    ("variables", "ours", "message"),
+    [
+        (COGNITO, {"user_pool_id": "eu-west-1_abc"}, "user_pool_id needs user_pool_client_id"),
+        (COGNITO, {"user_pool_client_id": "abc"}, "user_pool_client_id needs user_pool_id"),
+        (
+            COGNITO,
+            {"user_pool_id": "abc", "user_pool_client_id": "abc"},
+            "user_pool_id='abc' must be a Cognito user pool id",
+        ),
+        (
+            COGNITO,
+            {"user_pool_id": "eu-west-1_ab-c", "user_pool_client_id": "abc"},
+            "user_pool_id='eu-west-1_ab-c' must be a Cognito user pool id",
+        ),
+        (
+            COGNITO,
+            {"user_pool_id": "eu-west-1_abc", "user_pool_client_id": "a b"},
+            "user_pool_client_id='a b' must be a Cognito app client id",
+        ),
+        (
+            {},
+            {"user_pool_id": "eu-west-1_abc", "user_pool_client_id": "abc"},
+            "user_pool_id is set but OCG_AUTH_MODE is api_key",
+        ),
+        (COGNITO, {"self_sign_up": "yes"}, "self_sign_up='yes' must be true or false"),
+        ({}, {"self_sign_up": True}, "creates none: OCG_AUTH_MODE is api_key"),
+        (
+            COGNITO,
+            {
+                "admin_password_auth": True,
+                "user_pool_id": "eu-west-1_a",
+                "user_pool_client_id": "b",
+            },
+            "admin_password_auth shapes the user pool the deployment creates, and it creates "
+            "none: the stage names an existing pool",
+        ),
+        (COGNITO, {"auth_mode": "cognito"}, "unknown option(s) auth_mode"),
+    ],
+)
+def test_a_bad_sign_in_option_is_refused_with_its_place(
+    variables: dict[str, str], ours: dict[str, Any], message: str
+) -> None:
+    stage = {"environment_variables": variables, "ocg": ours}
+
+    with pytest.raises(SettingsError, match=r"stages\.dev\.ocg") as refused:
+        stage_options(config(stage), "dev")
+
+    assert message in str(refused.value)

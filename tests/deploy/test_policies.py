@@ -650,6 +650,14 @@ def test_every_grant_on_a_functions_behalf_is_documented() -> None:
                 assert need.because_of and need.why, need
 
 
+def test_no_function_is_granted_anything_of_cognito() -> None:
+    """Sign-in verifies ID tokens against the pool's public keys, fetched over HTTPS: no
+    AWS call, so no grant (a stage that signs users in has the same roles)."""
+    actions = {action for needs in FUNCTION_NEEDS.values() for n in needs for action in n.actions}
+
+    assert actions and not any(action.startswith("cognito") for action in actions)
+
+
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_each_role_grants_exactly_its_needs(world: World, function: str) -> None:
     settings, handler = world.settings, world.functions[function].handler

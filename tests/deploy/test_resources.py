@@ -234,3 +234,98 @@ def test_the_workgroup_enforces_its_output_and_a_scan_cutoff(settings: Settings)
     assert configuration["ResultConfiguration"]["OutputLocation"] == settings.athena_output
     owner = configuration["ResultConfiguration"]["ExpectedBucketOwner"]
     assert owner == {"Ref": "AWS::AccountId"}
+
+
+SIGN_IN = {
+    **DEV,
+    "OCG_AUTH_MODE": "cognito",
+    "OCG_COGNITO_USER_POOL_ID": "x",
+    "OCG_COGNITO_CLIENT_ID": "y",
+}
+
+
+def sign_in_template(options: StageOptions) -> dict[str, Any]:
+    return resources_template(
+        load_settings(SIGN_IN), load_schema(EXAMPLE_SCHEMA, check_sql=False), options
+    )
+
+
+def test_a_stage_that_signs_users_in_creates_its_pool_and_app_client() -> None:
+    template = sign_in_template(StageOptions(auth_mode="cognito"))
+
+    assert lint(template, "eu-west-1") == []
+    (pool,) = of_type(template, "AWS::Cognito::UserPool").values()
+    properties = pool["Properties"]
+    assert properties["UserPoolName"] == "ocg-shop-aws-users"
+    assert properties["UsernameAttributes"] == properties["AutoVerifiedAttributes"] == ["email"]
+    assert properties["Policies"]["PasswordPolicy"] == {
+        "MinimumLength": 12,
+        "RequireLowercase": True,
+        "RequireUppercase": True,
+        "RequireNumbers": True,
+        "RequireSymbols": True,
+        "TemporaryPasswordValidityDays": 7,
+    }
+    assert properties["AdminCreateUserConfig"] == {"AllowAdminCreateUserOnly": True}
+    assert (properties["MfaConfiguration"], properties["EnabledMfas"]) == (
+        "OPTIONAL",
+        ["SOFTWARE_TOKEN_MFA"],
+    )
+    # The users are the stage's data: kept with the stack gone, and hard to delete.
+    assert properties["DeletionProtection"] == "ACTIVE"
+    assert pool["DeletionPolicy"] == pool["UpdateReplacePolicy"] == "Retain"
+    (client,) = of_type(template, "AWS::Cognito::UserPoolClient").values()
+    app = client["Properties"]
+    assert app["UserPoolId"] == {"Ref": "UserPool"}
+    assert app["ClientName"] == "ocg-shop-aws-app"
+    assert app["GenerateSecret"] is False  # browser and mobile apps keep no secret
+    assert app["ExplicitAuthFlows"] == ["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
+    assert app["PreventUserExistenceErrors"] == "ENABLED"
+    assert app["EnableTokenRevocation"] is True
+    assert (app["IdTokenValidity"], app["TokenValidityUnits"]["IdToken"]) == (60, "minutes")
+    assert client["DeletionPolicy"] == "Delete"
+    outputs = template["Outputs"]
+    assert outputs["UserPoolId"] == {"Value": {"Ref": "UserPool"}}
+    assert outputs["UserPoolClientId"] == {"Value": {"Ref": "UserPoolClient"}}
+    assert outputs["UserPoolIssuer"] == {
+        "Value": {"Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}"}
+    }
+
+
+def test_self_sign_up_and_the_admins_password_flow_are_options() -> None:
+    template = sign_in_template(
+        StageOptions(auth_mode="both", self_sign_up=True, admin_password_auth=True)
+    )
+
+    assert lint(template, "eu-west-1") == []
+    pool = template["Resources"]["UserPool"]["Properties"]
+    assert pool["AdminCreateUserConfig"] == {"AllowAdminCreateUserOnly": False}
+    flows = template["Resources"]["UserPoolClient"]["Properties"]["ExplicitAuthFlows"]
+    assert flows == [
+        "ALLOW_USER_SRP_AUTH",
+        "ALLOW_REFRESH_TOKEN_AUTH",
+        "ALLOW_ADMIN_USER_PASSWORD_AUTH",
+    ]
+
+
+def test_an_existing_pool_is_named_not_created() -> None:
+    options = StageOptions(
+        auth_mode="cognito", user_pool_id="eu-west-1_AbC123", user_pool_client_id="c1i2"
+    )
+
+    template = sign_in_template(options)
+
+    assert lint(template, "eu-west-1") == []
+    assert not of_type(template, "AWS::Cognito::UserPool")
+    assert not of_type(template, "AWS::Cognito::UserPoolClient")
+    outputs = template["Outputs"]
+    assert outputs["UserPoolId"] == {"Value": "eu-west-1_AbC123"}
+    assert outputs["UserPoolClientId"] == {"Value": "c1i2"}
+    assert outputs["UserPoolIssuer"] == {
+        "Value": "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123"
+    }
+
+
+def test_a_stage_that_signs_no_one_in_has_no_pool(template: dict[str, Any]) -> None:
+    assert not of_type(template, "AWS::Cognito::UserPool")
+    assert not any(output.startswith("UserPool") for output in template["Outputs"])

@@ -5,6 +5,7 @@ written config alone, serve an entity, its lake file and a task."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import importlib
 import io
@@ -35,7 +36,7 @@ from deploy.stack import (
     prepare_stage,
     read_deployed,
 )
-from deploy.stage import read_config, stage_environment
+from deploy.stage import read_config, stage_environment, stage_settings
 from tests.conftest import ROOT
 from tests.deploy import cloudformation_world
 from tests.deploy.path_b_world import ACCOUNT, FUNCTIONS, LAYER, STAGE, chalice_deploy
@@ -432,3 +433,150 @@ class StackStillUpdating:
 def test_a_stack_still_updating_after_the_wait_stops_the_deployment() -> None:
     with pytest.raises(DeployError, match="is UPDATE_IN_PROGRESS"):
         apply_stack(StackStillUpdating(), "ocg-shop-dev", {"Resources": {}})
+
+
+def sign_in(config_file: Path, mode: str, **ours: Any) -> None:
+    """The stage signs users in (``OCG_AUTH_MODE``), with these options."""
+    config = read_config(config_file)
+    stage = config["stages"][STAGE]
+    stage["environment_variables"]["OCG_AUTH_MODE"] = mode
+    stage["ocg"] = {**stage.get("ocg", {}), **ours}
+    config_file.write_text(json.dumps(config))
+
+
+def claims(token: str) -> dict[str, Any]:
+    """A JWT's payload (its signature is Cognito's business, and the app's)."""
+    payload = token.split(".")[1]
+    decoded: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    )
+    return decoded
+
+
+def test_prepare_creates_the_user_pool_and_points_the_stage_at_it(
+    session: Any, config_file: Path
+) -> None:
+    sign_in(config_file, "cognito")
+
+    prepared = prepare_stage(session, STAGE, config_file=config_file, stream_layer=LAYER)
+
+    variables = read_config(config_file)["stages"][STAGE]["environment_variables"]
+    cognito = session.client("cognito-idp")
+    (pool,) = cognito.list_user_pools(MaxResults=10)["UserPools"]
+    assert pool["Name"] == "ocg-shop-dev-users"
+    assert variables["OCG_COGNITO_USER_POOL_ID"] == prepared.outputs["UserPoolId"] == pool["Id"]
+    described = cognito.describe_user_pool(UserPoolId=pool["Id"])["UserPool"]
+    assert described["UsernameAttributes"] == ["email"]
+    assert described["DeletionProtection"] == "ACTIVE"
+    (client,) = cognito.list_user_pool_clients(UserPoolId=pool["Id"])["UserPoolClients"]
+    assert variables["OCG_COGNITO_CLIENT_ID"] == prepared.outputs["UserPoolClientId"]
+    assert variables["OCG_COGNITO_CLIENT_ID"] == client["ClientId"]
+    assert prepared.outputs["UserPoolIssuer"] == (
+        f"https://cognito-idp.us-east-1.amazonaws.com/{pool['Id']}"
+    )
+    # The functions start with the config alone: the ids are the pool's, no marker is left.
+    settings = stage_settings(STAGE, config_file, {"AWS_REGION": "us-east-1"})
+    assert (settings.cognito_user_pool_id, settings.cognito_client_id) == (
+        pool["Id"],
+        client["ClientId"],
+    )
+    assert "marker" not in config_file.read_text().lower()
+    # Again: the same pool, the same config.
+    written = config_file.read_text()
+    prepare_stage(session, STAGE, config_file=config_file, stream_layer=LAYER)
+    assert config_file.read_text() == written
+    assert len(cognito.list_user_pools(MaxResults=10)["UserPools"]) == 1
+    # Back to the API key alone: the variables go (the pool stays: it holds the users).
+    sign_in(config_file, "api_key")
+    prepare_stage(session, STAGE, config_file=config_file, stream_layer=LAYER)
+    variables = read_config(config_file)["stages"][STAGE]["environment_variables"]
+    assert not {"OCG_COGNITO_USER_POOL_ID", "OCG_COGNITO_CLIENT_ID"} & set(variables)
+
+
+def test_a_user_made_as_documented_gets_an_id_token_for_the_stage(
+    session: Any, config_file: Path
+) -> None:
+    """docs/deploying.md, Sign-in: the AWS CLI's calls, made with boto3 (moto does not
+    check a client's flows, so the flow is checked on the client)."""
+    sign_in(config_file, "both", admin_password_auth=True)
+    outputs = prepare_stage(session, STAGE, config_file=config_file, stream_layer=LAYER).outputs
+    pool, client = outputs["UserPoolId"], outputs["UserPoolClientId"]
+    cognito = session.client("cognito-idp")
+    flows = cognito.describe_user_pool_client(UserPoolId=pool, ClientId=client)["UserPoolClient"]
+    assert "ALLOW_ADMIN_USER_PASSWORD_AUTH" in flows["ExplicitAuthFlows"]
+
+    cognito.admin_create_user(
+        UserPoolId=pool,
+        Username="ada@example.com",
+        UserAttributes=[
+            {"Name": "email", "Value": "ada@example.com"},
+            {"Name": "email_verified", "Value": "true"},
+        ],
+        MessageAction="SUPPRESS",
+    )
+    cognito.admin_set_user_password(
+        UserPoolId=pool, Username="ada@example.com", Password="Correct-horse-9", Permanent=True
+    )
+    cognito.create_group(UserPoolId=pool, GroupName="editors")
+    cognito.admin_add_user_to_group(
+        UserPoolId=pool, Username="ada@example.com", GroupName="editors"
+    )
+    answer = cognito.admin_initiate_auth(
+        UserPoolId=pool,
+        ClientId=client,
+        AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": "ada@example.com", "PASSWORD": "Correct-horse-9"},
+    )
+
+    token = claims(answer["AuthenticationResult"]["IdToken"])
+    # What the app checks: the issuer, the app client, an ID token; and the user's groups.
+    assert token["iss"] == outputs["UserPoolIssuer"]
+    assert token["aud"] == client
+    assert token["token_use"] == "id"
+    assert token["cognito:groups"] == ["editors"]
+
+
+def test_an_existing_pool_is_written_as_named_and_none_is_created(
+    session: Any, config_file: Path
+) -> None:
+    sign_in(config_file, "cognito", user_pool_id="us-east-1_Existing1", user_pool_client_id="c123")
+
+    prepared = prepare_stage(session, STAGE, config_file=config_file, stream_layer=LAYER)
+
+    variables = read_config(config_file)["stages"][STAGE]["environment_variables"]
+    assert variables["OCG_COGNITO_USER_POOL_ID"] == "us-east-1_Existing1"
+    assert variables["OCG_COGNITO_CLIENT_ID"] == "c123"
+    assert prepared.outputs["UserPoolIssuer"] == (
+        "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Existing1"
+    )
+    assert session.client("cognito-idp").list_user_pools(MaxResults=10)["UserPools"] == []
+
+
+def test_prepare_refuses_a_pool_of_another_region(session: Any, config_file: Path) -> None:
+    sign_in(config_file, "both", user_pool_id="eu-west-1_Existing1", user_pool_client_id="c123")
+
+    with pytest.raises(
+        DeployError, match=r"is a pool in eu-west-1, but the stage deploys to us-east-1"
+    ):
+        prepare_stage(session, STAGE, config_file=config_file, stream_layer=LAYER)
+
+    assert session.client("cloudformation").list_stacks()["StackSummaries"] == []
+
+
+def test_finish_on_a_cognito_stage_throttles_the_stage_and_makes_no_key(
+    session: Any, config_file: Path
+) -> None:
+    sign_in(config_file, "cognito")
+    prepare_stage(session, STAGE, config_file=config_file, stream_layer=LAYER)
+    chalice_deploy(session, config_file)
+
+    finished = finish_stage(session, STAGE, config_file=config_file)
+
+    gateway = session.client("apigateway")
+    assert finished.api_key_id is None
+    assert gateway.get_usage_plans()["items"] == []
+    assert gateway.get_api_keys()["items"] == []
+    stage = gateway.get_stage(restApiId=finished.api.rest_api_id, stageName="api")
+    throttle = stage["methodSettings"]["*/*"]
+    assert (throttle["throttlingRateLimit"], throttle["throttlingBurstLimit"]) == (50.0, 100)
+    assert stage["tracingEnabled"] is True

@@ -3,6 +3,7 @@ torn down with its data can be prepared again under the same names."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from deploy.stack import DeployError, prepare_stage
+from deploy.stage import read_config
 from deploy.teardown import teardown_stage
 from tests.deploy.path_b_world import ACCOUNT, LAYER, STAGE, chalice_deploy
 
@@ -69,3 +71,48 @@ def test_teardown_waits_for_chalice_delete_on_path_b(session: Any, config_file: 
 
     with pytest.raises(DeployError, match="run chalice delete --stage dev first"):
         teardown_stage(session, STAGE, config_file=config_file)
+
+
+def signing_in(config_file: Path, mode: str, **ours: Any) -> None:
+    config = read_config(config_file)
+    stage = config["stages"][STAGE]
+    stage["environment_variables"]["OCG_AUTH_MODE"] = mode
+    stage["ocg"] = ours
+    config_file.write_text(json.dumps(config))
+
+
+def test_a_created_user_pool_is_kept_and_the_way_to_delete_it_said(
+    session: Any, config_file: Path
+) -> None:
+    signing_in(config_file, "cognito")
+    outputs = prepare_stage(session, STAGE, config_file=config_file, stream_layer=LAYER).outputs
+    pool = outputs["UserPoolId"]
+
+    done = teardown_stage(session, STAGE, config_file=config_file)
+
+    assert done[-1].startswith(f"kept: user pool {pool} (the stage's users")
+    assert f"delete-user-pool --user-pool-id {pool}" in done[-1]
+    assert session.client("cognito-idp").describe_user_pool(UserPoolId=pool)["UserPool"]
+
+
+def test_teardown_with_its_data_deletes_the_created_user_pool(
+    session: Any, config_file: Path
+) -> None:
+    signing_in(config_file, "cognito")
+    outputs = prepare_stage(session, STAGE, config_file=config_file, stream_layer=LAYER).outputs
+
+    done = teardown_stage(session, STAGE, config_file=config_file, delete_data=True)
+
+    assert done[-1] == f"deleted user pool {outputs['UserPoolId']} and its users"
+    assert session.client("cognito-idp").list_user_pools(MaxResults=10)["UserPools"] == []
+
+
+def test_teardown_leaves_a_pool_the_stage_only_names(session: Any, config_file: Path) -> None:
+    existing = session.client("cognito-idp").create_user_pool(PoolName="theirs")["UserPool"]["Id"]
+    signing_in(config_file, "both", user_pool_id=existing, user_pool_client_id="c123")
+    prepare_stage(session, STAGE, config_file=config_file, stream_layer=LAYER)
+
+    done = teardown_stage(session, STAGE, config_file=config_file, delete_data=True)
+
+    assert not any("user pool" in line for line in done)
+    assert session.client("cognito-idp").describe_user_pool(UserPoolId=existing)["UserPool"]

@@ -73,7 +73,7 @@ CASES = {
     "union": Case(USER + "union Any = User\n", "unsupported-definition", "Any", 5, 7),
     "custom scalar": Case("scalar Money\n" + USER, "unsupported-definition", "Money", 1, 8),
     "other directive": Case(
-        "directive @auth on OBJECT\n" + USER, "unsupported-definition", "@auth", 1, 12
+        "directive @key on OBJECT\n" + USER, "unsupported-definition", "@key", 1, 12
     ),
     "directive declared differently": Case(
         "directive @sql_query(sql: String!) on FIELD_DEFINITION\n" + USER,

@@ -243,6 +243,7 @@ def test_a_schema_declaring_every_scalar_and_directive_itself_loads(tmp_path: Pa
         + [
             "directive @sql_query(query: String!) on FIELD_DEFINITION",
             "directive @task_response on OBJECT",
+            "directive @auth(rules: [AuthRule!]!) on OBJECT | FIELD_DEFINITION",
         ]
     )
     with_query = 'type Query { n: Int @sql_query(query: "SELECT COUNT(*) FROM customer") }'

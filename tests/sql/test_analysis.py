@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import duckdb
 import pytest
 
-from chalicelib.sql.analysis import ColumnRef, SqlSyntaxError, TableRef, analyze, delete_to_select
+from chalicelib.sql.analysis import (
+    ColumnRef,
+    OwnedColumn,
+    SqlSyntaxError,
+    TableRef,
+    analyze,
+    delete_to_select,
+)
 
 
 def test_select_tables_and_columns_with_offsets_in_the_users_text() -> None:
@@ -91,6 +99,27 @@ def test_delete_to_select_keeps_the_joins() -> None:
         "SELECT f.s3Key, f.relationId FROM favs AS f JOIN product AS p "
         "ON f.productId = p.id WHERE p.brandId = 'b1'"
     )
+
+
+def test_a_caller_held_to_their_items_selects_only_rows_referencing_them() -> None:
+    owned = [OwnedColumn("noteId", "note", "owner", "o'brien' OR 1=1 --")]
+
+    sql = delete_to_select("DELETE p FROM pins p WHERE p.a = 'x' OR p.a = 'y'", owned)
+
+    assert sql == (
+        "SELECT p.s3Key, p.relationId FROM pins AS p WHERE (p.a = 'x' OR p.a = 'y') AND "
+        '"p"."noteId" IN (SELECT "id" FROM "note" WHERE "owner" = \'o\'\'brien\'\' OR 1=1 --\')'
+    )
+    connection = duckdb.connect()
+    connection.execute(
+        "CREATE TABLE note AS SELECT * FROM "
+        "(VALUES ('n1', 'o''brien'' OR 1=1 --'), ('n2', 'x')) v(id, owner)"
+    )
+    connection.execute(
+        "CREATE TABLE pins AS SELECT * FROM (VALUES ('k1', 'r1', 'n1', 'x'), "
+        "('k2', 'r2', 'n2', 'x')) v(s3Key, relationId, noteId, a)"
+    )
+    assert connection.execute(sql).fetchall() == [("k1", "r1")]
 
 
 def test_delete_to_select_without_where() -> None:

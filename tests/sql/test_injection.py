@@ -1,4 +1,5 @@
-"""No argument value changes a statement's structure: a property test with hostile values.
+"""No argument value, and no caller's identity, changes a statement's structure: a
+property test with hostile values.
 
 For each ``@sql_query`` statement, hostile values are rendered and parsed with sqlglot's
 Trino dialect; the syntax tree must be the tree of a benign rendering except for the
@@ -23,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlglot import exp
 
+from chalicelib.auth.identity import PUBLIC, Identity
 from chalicelib.lake.columns import ColumnType, column_type
 from chalicelib.schema import load_schema
 from chalicelib.schema.model import INTEGER_RANGE, Argument, TypeKind, TypeRef
@@ -101,7 +103,17 @@ EVERY_TYPE = Statement(
         Argument("tags", scalar("String", is_list=True)),
     ),
 )
-STATEMENTS = [*example_statements(), EVERY_TYPE]
+# The caller's identity in code and in a literal, beside an argument.
+IDENTITY = Statement(
+    "identity",
+    """
+    SELECT o.id, 'by $identity.username of $identity.sub' AS who FROM orders o
+    WHERE o.owner = $identity.sub AND o.name LIKE '%$identity.username%'
+      AND (contains($identity.groups, o.team) OR o.owner=$identity.sub) AND o.s = $args.s
+    """,
+    (Argument("s", scalar("String")),),
+)
+STATEMENTS = [*example_statements(), EVERY_TYPE, IDENTITY]
 
 
 def strings() -> st.SearchStrategy[str]:
@@ -158,7 +170,8 @@ class Markers:
             return [self.benign(item, value) for value in hostile]
         self._count += 1
         if ref.kind is TypeKind.ENUM or column_type(ref) is ColumnType.STRING:
-            marker = f"benign{self._count}q"
+            # Zero-padded: markers sort as they were made, as ``$identity.groups`` sorts.
+            marker = f"benign{self._count:04d}q"
             self.texts[marker] = str(hostile)
             return marker
         kind = column_type(ref)
@@ -221,10 +234,15 @@ def shape(tree: exp.Expr) -> exp.Expr:
 
 
 def check_same_structure(
-    statement: Statement, hostile: Mapping[str, Any], benign: Mapping[str, Any], markers: Markers
+    statement: Statement,
+    hostile: Mapping[str, Any],
+    benign: Mapping[str, Any],
+    markers: Markers,
+    identities: tuple[Identity, Identity] = (PUBLIC, PUBLIC),
 ) -> None:
-    hostile_sql = render(statement.sql, statement.arguments, hostile)
-    benign_sql = render(statement.sql, statement.arguments, benign)
+    """``identities``: the hostile caller and its benign twin."""
+    hostile_sql = render(statement.sql, statement.arguments, hostile, identities[0])
+    benign_sql = render(statement.sql, statement.arguments, benign, identities[1])
     hostile_tree, benign_tree = parse(hostile_sql), parse(benign_sql)
     assert shape(hostile_tree).sql(dialect="trino") == shape(benign_tree).sql(dialect="trino")
     assert shape(hostile_tree) == shape(benign_tree), hostile_sql
@@ -246,6 +264,30 @@ def values_for(arguments: Sequence[Argument]) -> st.SearchStrategy[dict[str, Any
     return st.fixed_dictionaries({a.name: argument_values(a) for a in arguments})
 
 
+TEXT = scalar("String")
+
+
+def identities() -> st.SearchStrategy[Identity]:
+    """Callers whose name and groups are as hostile as any argument (a pool may let users
+    pick names; an operator names groups): not signed in, or signed in with any texts."""
+    signed_in = st.builds(
+        Identity,
+        strings(),
+        st.one_of(st.none(), strings()),
+        st.frozensets(strings(), max_size=3),
+    )
+    return st.one_of(st.just(PUBLIC), signed_in)
+
+
+def benign_identity(identity: Identity, markers: Markers) -> Identity:
+    """The twin of a caller, its markers made in the order its groups are rendered."""
+    return Identity(
+        markers.benign(TEXT, identity.sub),
+        markers.benign(TEXT, identity.username),
+        frozenset(markers.benign(TEXT, group) for group in sorted(identity.groups)),
+    )
+
+
 @pytest.mark.parametrize("statement", STATEMENTS, ids=[s.name for s in STATEMENTS])
 @settings(
     max_examples=EXAMPLES_PER_STATEMENT,
@@ -257,9 +299,11 @@ def values_for(arguments: Sequence[Argument]) -> st.SearchStrategy[dict[str, Any
 @given(data=st.data())
 def test_no_value_changes_the_structure(statement: Statement, data: st.DataObject) -> None:
     hostile = data.draw(values_for(statement.arguments), label="values")
+    caller = data.draw(identities(), label="identity")
     markers = Markers()
     benign = {a.name: markers.benign(a.type, hostile[a.name]) for a in statement.arguments}
-    check_same_structure(statement, hostile, benign, markers)
+    twin = benign_identity(caller, markers)
+    check_same_structure(statement, hostile, benign, markers, (caller, twin))
 
 
 def test_the_example_schema_is_covered() -> None:
@@ -272,6 +316,7 @@ def test_the_example_schema_is_covered() -> None:
         "removeFavoritesOfProduct",
         "removeFavoritesOfBrand",
         "everyType",
+        "identity",
     ]
     assert len(STATEMENTS) * EXAMPLES_PER_STATEMENT >= 1000
     (popularity,) = [s for s in STATEMENTS if s.name == "brandPopularity"]

@@ -68,13 +68,29 @@ def test_unterminated_string_runs_to_the_end() -> None:
         ("FROM $join_table", 5),
         ("FROM $join_table(a b)", 5),
         ("SELECT '$args'", 8),
+        ("WHERE o = $identity", 10),
+        ("WHERE o = $identity.email", 10),
+        ("WHERE o = '$identity.'", 11),
     ],
 )
 def test_malformed_placeholders_are_errors(sql: str, offset: int) -> None:
     with pytest.raises(PlaceholderSyntaxError) as caught:
         find_placeholders(sql)
     assert caught.value.offset == offset
-    assert "write $args.name or $join_table(name)" in caught.value.message
+    assert "write $args.name, $join_table(name) or $identity.sub" in caught.value.message
+
+
+def test_identity_placeholders_in_code_and_in_literals() -> None:
+    found = find_placeholders(
+        "WHERE o = $identity.sub AND n LIKE '%$identity.username' AND contains($identity.groups, g)"
+    )
+
+    assert [(p.kind, p.name, p.text) for p in found] == [
+        (Kind.IDENTITY, "sub", "$identity.sub"),
+        (Kind.IDENTITY, "username", "$identity.username"),
+        (Kind.IDENTITY, "groups", "$identity.groups"),
+    ]
+    assert [p.enclosing is not None for p in found] == [False, True, False]
 
 
 def test_other_dollars_are_text() -> None:
