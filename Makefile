@@ -11,14 +11,15 @@ SCAN   := .venv-scan
 PLAYGROUND := playground
 BROWSER    := tests/browser
 AUDIT      := tests/http_audit
+WS_CLIENT  := tests/ws_client
 NPM_CI     := npm ci --no-audit --no-fund --loglevel=error
 
 ## Python in .venv; GET /graphql's GraphiQL built from playground/ (npm packages pinned by
 ## its lock) into playground/dist/, which the app inlines (no CDN); playwright-core for
 ## the browser test (tests/browser/, it drives Debian's chromium); graphql-http's server
-## audit (tests/http_audit/). Each step runs again only when what it is made from changes.
+## audit (tests/http_audit/); graphql-ws's client (tests/ws_client/). Each step runs again only when what it is made from changes.
 install: $(VENV)/.installed $(PLAYGROUND)/dist/versions.json $(BROWSER)/node_modules/.installed \
-		$(AUDIT)/node_modules/.installed
+		$(AUDIT)/node_modules/.installed $(WS_CLIENT)/node_modules/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-layer.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +40,7 @@ $(PLAYGROUND)/dist/versions.json: $(PLAYGROUND)/node_modules/.installed $(PLAYGR
 ## Its data is kept in .local/ across restarts. No auto-reload: every lake write would
 ## restart the server.
 run: install
-	$(BIN)/chalice local --stage local --port $(PORT) --no-autoreload
+	PORT=$(PORT) $(BIN)/chalice local --stage local --port $(PORT) --no-autoreload
 
 ## Load JSON Lines into the running `make run` through its API (docs/local.md): FILE=data.jsonl
 load: install
@@ -111,4 +112,5 @@ teardown: install
 clean:
 	rm -rf $(VENV) $(SCAN) out .local .pytest_cache .mypy_cache .ruff_cache \
 	  $(PLAYGROUND)/node_modules $(PLAYGROUND)/dist $(BROWSER)/node_modules $(AUDIT)/node_modules \
+	  $(WS_CLIENT)/node_modules \
 	  chalicelib/graphql/playground_assets

@@ -5,7 +5,15 @@ at import, so ``chalice local``, ``chalice package`` and ``chalice deploy`` refu
 
 from typing import Any
 
-from chalice.app import Chalice, CloudWatchEvent, DynamoDBEvent, Rate, Response, SQSEvent
+from chalice.app import (
+    Chalice,
+    CloudWatchEvent,
+    DynamoDBEvent,
+    Rate,
+    Response,
+    SQSEvent,
+    WebsocketEvent,
+)
 
 from chalicelib import handlers
 from chalicelib.services import boot
@@ -16,6 +24,7 @@ settings = services.settings
 # On Lambda the root logger writes JSON lines (chalicelib.telemetry.logs): Chalice's own
 # logger, which reports a route's unhandled exception, must not write text beside it.
 app = Chalice(app_name="ocg", configure_logs=not services.telemetry.on_lambda)
+app.experimental_feature_flags.update(["WEBSOCKETS"])
 cors = handlers.cors(settings)
 
 
@@ -69,6 +78,22 @@ def on_deletion_message(event: SQSEvent) -> dict[str, Any]:
 )
 def on_athena_state_change(event: CloudWatchEvent) -> None:
     handlers.athena_state_change(event, services)
+
+
+# GraphQL subscriptions (graphql-transport-ws), on API Gateway's WebSocket API.
+@app.on_ws_connect()
+def on_ws_connect(event: WebsocketEvent) -> Response:
+    return handlers.ws_connect(event, services)
+
+
+@app.on_ws_message()
+def on_ws_message(event: WebsocketEvent) -> None:
+    handlers.ws_message(event, services)
+
+
+@app.on_ws_disconnect()
+def on_ws_disconnect(event: WebsocketEvent) -> None:
+    handlers.ws_disconnect(event, services)
 
 
 @app.schedule(Rate(settings.compaction_minutes, unit=Rate.MINUTES))

@@ -94,3 +94,16 @@ def process_deletion_event(
                 logger.exception("deletion message %s failed", record.get("messageId"))
                 failures.append({"itemIdentifier": record["messageId"]})
     return {"batchItemFailures": failures}
+
+
+def finished_task_ids(event: Mapping[str, Any], response: Mapping[str, Any]) -> list[str]:
+    """The tasks of a batch whose message did not fail: their deletion has finished."""
+    failed = {failure["itemIdentifier"] for failure in response.get("batchItemFailures", [])}
+    task_ids = []
+    for record in event.get("Records", []):
+        if record.get("messageId") in failed:
+            continue
+        task_id = json.loads(record["body"]).get("taskId")
+        if isinstance(task_id, str):
+            task_ids.append(task_id)
+    return task_ids

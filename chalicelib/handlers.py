@@ -9,18 +9,28 @@ correlation id where the batch is taken apart (their message id, their stream ev
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from chalice.app import CORSConfig, Response
 
 if TYPE_CHECKING:
-    from chalice.app import CloudWatchEvent, DynamoDBEvent, Request, SQSEvent
+    from chalice.app import CloudWatchEvent, DynamoDBEvent, Request, SQSEvent, WebsocketEvent
 
     from chalicelib.graphql import HttpResponse
     from chalicelib.services import Services
     from chalicelib.settings import Settings
+
+
+# Athena's query states after which nothing changes.
+FINAL_QUERY_STATES = ("SUCCEEDED", "FAILED", "CANCELLED")
+
+
+logger = logging.getLogger(__name__)
 
 
 def cors(settings: Settings) -> CORSConfig:
@@ -71,7 +81,11 @@ def graphql_get(request: Request | None, services: Services) -> Response:
     if "query" not in params and "text/html" in accept:
         from chalicelib.graphql.playground import playground_page
 
-        return _to_chalice(playground_page(_playground_title(services)))
+        return _to_chalice(
+            playground_page(
+                _playground_title(services), subscription_url=_subscription_url(services)
+            )
+        )
     return graphql_request(request, services)
 
 
@@ -89,9 +103,22 @@ def playground(services: Services) -> Response:
     template = json.dumps(headers, indent=2) if headers else None
     return _to_chalice(
         playground_page(
-            _playground_title(services), graphql_url="graphql", header_template=template
+            _playground_title(services),
+            graphql_url="graphql",
+            subscription_url=_subscription_url(services),
+            header_template=template,
         )
     )
+
+
+def _subscription_url(services: Services) -> str | None:
+    """Where GraphiQL opens subscriptions: the embedded WebSocket server, or the stage's
+    WebSocket API (its Management API endpoint is the same address over https)."""
+    runtime = services.local_runtime
+    if runtime is not None and runtime.websockets is not None:
+        return runtime.websockets.url
+    endpoint = services.settings.websocket_endpoint
+    return "wss://" + endpoint.removeprefix("https://") if endpoint else None
 
 
 def _playground_title(services: Services) -> str:
@@ -99,17 +126,28 @@ def _playground_title(services: Services) -> str:
 
 
 def table_changes(event: DynamoDBEvent, services: Services) -> dict[str, Any]:
+    """The lake follows the table; then subscribers hear of the changes it took (those
+    of a batch that failed hear of them when Lambda delivers them again)."""
     from chalicelib.lake.stream import process_stream_event
 
     with services.telemetry.invocation():
-        return process_stream_event(
-            event.to_dict(),
+        records = event.to_dict().get("Records", [])
+        response = process_stream_event(
+            {"Records": records},
             model=services.model,
             object_store=services.lake_objects,
             sqs_client=services.client("sqs"),
             cascade_queue_url=services.settings.cascade_queue_url,
             max_workers=services.lake_write_workers,
         )
+        failures = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+        taken = []
+        for record in records:
+            if record.get("dynamodb", {}).get("SequenceNumber") in failures:
+                break
+            taken.append(record)
+        _pushing(lambda: services.subscriptions.publish_changes(taken))
+        return dict(response)
 
 
 def compact_lake(event: CloudWatchEvent, services: Services) -> dict[str, Any]:
@@ -135,16 +173,21 @@ def cascade_messages(event: SQSEvent, services: Services) -> dict[str, Any]:
 
 
 def deletion_messages(event: SQSEvent, services: Services) -> dict[str, Any]:
-    from chalicelib.deletions import process_deletion_event
+    """Deletion tasks' rows deleted; subscribers of each task that finished hear of it."""
+    from chalicelib.deletions import finished_task_ids, process_deletion_event
 
     with services.telemetry.invocation():
-        return process_deletion_event(
-            event.to_dict(),
+        batch = event.to_dict()
+        response = process_deletion_event(
+            batch,
             services.tasks,
             services.client("dynamodb"),
             services.settings.table_name,
             services.model,
         )
+        for task_id in finished_task_ids(batch, response):
+            _pushing(functools.partial(services.subscriptions.publish_task, task_id))
+        return response
 
 
 def athena_state_change(event: CloudWatchEvent, services: Services) -> None:
@@ -154,3 +197,42 @@ def athena_state_change(event: CloudWatchEvent, services: Services) -> None:
     with services.telemetry.invocation(event.detail.get("queryExecutionId")):
         time = datetime.fromisoformat(event.time) if event.time else None
         services.tasks.record_state_change(event.detail, time)
+        # Even when a reader of taskResult… moved the task first: its subscribers hear of
+        # a finished task once (then their subscription ends).
+        if event.detail.get("currentState") in FINAL_QUERY_STATES:
+            task_id = str(event.detail["queryExecutionId"])
+            _pushing(lambda: services.subscriptions.publish_task(task_id))
+
+
+def _pushing(push: Callable[[], None]) -> None:
+    """Push to subscribers after the work is done. A push that fails loses no data (the
+    table, the lake and the task are as they should be), so it is logged, not raised: a
+    retried batch would only push again, and a persistent failure would stall the lake."""
+    try:
+        push()
+    except Exception:
+        logger.exception("pushing to subscribers failed; the work itself is done")
+
+
+def ws_connect(event: WebsocketEvent, services: Services) -> Response:
+    """``$connect``: a client of GraphQL subscriptions (chalicelib.subscriptions)."""
+    with services.telemetry.invocation(event.connection_id), services.acknowledging():
+        answer = services.subscriptions.connected(
+            event.connection_id, event.to_dict().get("headers") or {}
+        )
+        return Response(
+            body=answer.get("body", ""),
+            status_code=answer["statusCode"],
+            headers=answer.get("headers", {}),
+        )
+
+
+def ws_message(event: WebsocketEvent, services: Services) -> None:
+    """One protocol message; a mutation sent over the socket is acknowledged as over HTTP."""
+    with services.telemetry.invocation(event.connection_id), services.acknowledging():
+        services.subscriptions.received(event.connection_id, event.body)
+
+
+def ws_disconnect(event: WebsocketEvent, services: Services) -> None:
+    with services.telemetry.invocation(event.connection_id), services.acknowledging():
+        services.subscriptions.disconnected(event.connection_id)

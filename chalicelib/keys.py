@@ -18,10 +18,20 @@ EXPIRES_AT = "expiresAt"
 
 TASK_PREFIX = "task"
 OWNER_PREFIX = "owner"
+WS_CONNECTION_PREFIX = "wsConnection"
+WS_SUBSCRIPTION_PREFIX = "wsSubscription"
+WS_TOPIC_PREFIX = "wsTopic"
 JOIN_RELATION_PREFIX = "joinRelation"
 JOIN_ROW_PREFIX = "joinTableData"
 # Item kinds that are not entities: an entity's ``t`` may not take one of these names.
-INTERNAL_PREFIXES = (TASK_PREFIX, JOIN_RELATION_PREFIX, JOIN_ROW_PREFIX)
+INTERNAL_PREFIXES = (
+    TASK_PREFIX,
+    JOIN_RELATION_PREFIX,
+    JOIN_ROW_PREFIX,
+    WS_CONNECTION_PREFIX,
+    WS_SUBSCRIPTION_PREFIX,
+    WS_TOPIC_PREFIX,
+)
 # The lake's three layers (docs/lake.md): the live per-item files the stream handler
 # writes, the compacted files compaction folds them into, and the tombstones of removed
 # items that hide their compacted rows.
@@ -76,6 +86,42 @@ def owner_list_keys(
         GSI1_PK: owner_list_partition(entity_key_name, owner),
         GSI1_SK: entity_list_keys(entity_key_name, entity_id, created_at)[GSI2_SK],
     }
+
+
+def ws_connection_partition(connection_id: str) -> str:
+    """``wsConnection#id``: the partition of a WebSocket connection and its subscriptions."""
+    return f"{WS_CONNECTION_PREFIX}#{connection_id}"
+
+
+def ws_connection_item_keys(connection_id: str) -> dict[str, str]:
+    key = ws_connection_partition(connection_id)
+    return {PK: key, SK: key}
+
+
+def ws_subscription_item_keys(
+    connection_id: str, subscription_id: str, topic: str
+) -> dict[str, str]:
+    """One subscription: under its connection (removed with it), and in GSI1 under its
+    topic, where an event finds every subscriber."""
+    return {
+        PK: ws_connection_partition(connection_id),
+        SK: f"{WS_SUBSCRIPTION_PREFIX}#{subscription_id}",
+        GSI1_PK: ws_topic_partition(topic),
+        GSI1_SK: f"{connection_id}#{subscription_id}",
+    }
+
+
+def ws_topic_partition(topic: str) -> str:
+    return f"{WS_TOPIC_PREFIX}#{topic}"
+
+
+def entity_topic(entity_key_name: str, change: str) -> str:
+    """What an entity subscription listens to: ``t#create``, ``t#update``, ``t#delete``."""
+    return f"{entity_key_name}#{change}"
+
+
+def task_topic(task_id: str) -> str:
+    return f"{TASK_PREFIX}#{task_id}"
 
 
 def relation_id(table: str, references: Iterable[tuple[str, str]]) -> str:

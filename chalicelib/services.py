@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from chalicelib.local.athena import LocalAthena
     from chalicelib.schema.model import SchemaModel
     from chalicelib.store import EntityStore
+    from chalicelib.subscriptions import SubscriptionHub
     from chalicelib.tasks.engine import QueryEngine
     from chalicelib.tasks.service import TaskService
 
@@ -130,6 +131,42 @@ class Services:
             self.settings.table_name,
             self.query_engine,
             queue_deletion=self._queue_deletion,
+        )
+
+    @cached_property
+    def subscriptions(self) -> SubscriptionHub:
+        """GraphQL subscriptions over WebSocket: the protocol of the ``on_ws_*`` routes,
+        and the fan-out of changes and task states. Clients are reached through the
+        WebSocket API's Management API, or locally the embedded server's sockets."""
+        from chalicelib.subscriptions import (
+            Connections,
+            ManagementConnections,
+            SubscriptionHub,
+            SubscriptionRegistry,
+        )
+
+        connections: Connections
+        if self.local_runtime is not None and self.local_runtime.websockets is not None:
+            from chalicelib.local.websockets import LocalConnections
+
+            connections = LocalConnections(self.local_runtime.websockets)
+        else:
+            connections = ManagementConnections(self._management_client())
+        return SubscriptionHub(
+            self,
+            lambda: self.graphql_endpoint,
+            SubscriptionRegistry(self.client("dynamodb"), self.settings.table_name),
+            connections,
+            self.authenticate,
+            self.model,
+            publishing=self.settings.is_local or bool(self.settings.websocket_endpoint),
+        )
+
+    def _management_client(self) -> Any:
+        import boto3
+
+        return boto3.session.Session(region_name=self.settings.region).client(
+            "apigatewaymanagementapi", endpoint_url=self.settings.websocket_endpoint or None
         )
 
     @cached_property

@@ -24,6 +24,8 @@ AuthMode = Literal["api_key", "cognito", "both"]
 AUTH_MODES: tuple[AuthMode, ...] = ("api_key", "cognito", "both")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The port `make run` (chalice local) serves HTTP on unless PORT says otherwise.
+DEFAULT_HTTP_PORT = 8000
 # DESIGN's rule, narrowed so that every name derived from the project fits its service:
 # the longest, the Athena results bucket ``ocg-<project>-athena-<account>``, must stay
 # within S3's 63 characters (39 for the project), and a bucket name ends in a letter or
@@ -116,6 +118,12 @@ class Settings:
     max_deletion_triggers: int = DEFAULT_MAX_DELETION_TRIGGERS
     compaction_minutes: int = DEFAULT_COMPACTION_MINUTES
     local_compaction_seconds: int = DEFAULT_LOCAL_COMPACTION_SECONDS
+    # Where the local default serves WebSocket subscriptions: WS_PORT, else the HTTP
+    # server's PORT + 1 (0: any free port).
+    local_ws_port: int = DEFAULT_HTTP_PORT + 1
+    # The WebSocket API's Management API endpoint (https://{api}.execute-api.{region}
+    # .amazonaws.com/{stage}), where the functions push to subscribers; empty: none.
+    websocket_endpoint: str = ""
     result_reuse_minutes: int = 0
     limits: RequestLimits = LOCAL_LIMITS
     # CORS of the GraphQL routes: the one origin allowed ("*": any), headers a browser
@@ -283,6 +291,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             0,
             MAX_RESULT_REUSE_MINUTES,
         ),
+        local_ws_port=_port(
+            "WS_PORT",
+            get("WS_PORT", str(int(_port("PORT", get("PORT", str(DEFAULT_HTTP_PORT)))) + 1)),
+        ),
+        websocket_endpoint=get("OCG_WEBSOCKET_ENDPOINT", ""),
         local_compaction_seconds=_positive_int(
             "OCG_LOCAL_COMPACTION_SECONDS",
             get("OCG_LOCAL_COMPACTION_SECONDS", str(DEFAULT_LOCAL_COMPACTION_SECONDS)),
@@ -312,6 +325,12 @@ def _limits(get: Callable[[str, str], str], defaults: RequestLimits) -> RequestL
 def _int_within(name: str, value: str, low: int, high: int) -> int:
     if not re.fullmatch(r"[0-9]+", value) or not low <= int(value) <= high:
         raise SettingsError(f"{name}={value!r} must be a whole number from {low} to {high}")
+    return int(value)
+
+
+def _port(name: str, value: str) -> int:
+    if not value.isdigit() or int(value) > 65535:
+        raise SettingsError(f"{name}={value!r} must be a port number (0 for any free port)")
     return int(value)
 
 

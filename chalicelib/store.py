@@ -117,7 +117,7 @@ class EntityStore:
         item = response.get("Item")
         if item is None or not _owned_by(entity, item, owner):
             return None
-        return self._to_api(entity, item)
+        return self.api_item(entity, item)
 
     def create(self, entity: Entity, values: Mapping[str, Any]) -> dict[str, Any]:
         """Store a new item; null for a nullable field is stored as an absent attribute."""
@@ -158,7 +158,7 @@ class EntityStore:
         except ClientError as error:
             _raise_if_item_too_large(entity, error)
             raise
-        return self._to_api(entity, item)
+        return self.api_item(entity, item)
 
     def update(
         self,
@@ -229,7 +229,7 @@ class EntityStore:
                 ) from None
             _raise_if_item_too_large(entity, error)
             raise
-        return self._to_api(entity, response["Attributes"])
+        return self.api_item(entity, response["Attributes"])
 
     def delete(self, entity: Entity, entity_id: str, *, owner: str | None = None) -> bool:
         """True when an item was there: deleting twice is not an error. With ``owner``,
@@ -293,7 +293,7 @@ class EntityStore:
             # Fewer items than asked with a LastEvaluatedKey: DynamoDB's 1 MB page ended.
             last_key = response.get("LastEvaluatedKey")
         token = None if last_key is None else self._encode_token(index, order, last_key)
-        return [self._to_api(entity, item) for item in items], token
+        return [self.api_item(entity, item) for item in items], token
 
     def _now(self) -> str:
         """ISO-8601 UTC with milliseconds: sorts as text, which GSI2's sort key relies on."""
@@ -332,7 +332,7 @@ class EntityStore:
                 ) from None
         return checked
 
-    def _to_api(self, entity: Entity, item: Mapping[str, AttributeValue]) -> dict[str, Any]:
+    def api_item(self, entity: Entity, item: Mapping[str, AttributeValue]) -> dict[str, Any]:
         """The item as the API shows it: managed and declared fields only, GraphQL types."""
         shown = {
             name: self._deserializer.deserialize(item[name])

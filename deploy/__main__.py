@@ -134,6 +134,11 @@ def _run(arguments: argparse.Namespace) -> int:
                 f"GraphQL endpoint: {finished.api.url.rstrip('/')}/graphql\n"
                 f"{key}"
             )
+            if finished.websocket is not None:
+                print(
+                    f"subscriptions (graphql-ws): {finished.websocket.url.rstrip('/')}\n"
+                    f"WebSocket endpoint given to: {', '.join(finished.pushing)}"
+                )
         return 0
     if arguments.command == "package":
         problems = package_stage(stage, arguments.out, layer_choice=arguments.pyarrow_layer)

@@ -17,6 +17,10 @@ gets a usage plan with a key, which its methods require, unless the stage signs 
 without one (``OCG_AUTH_MODE=cognito``): its stage then throttles every method itself.
 A stage that signs users in gets its user pool and app client from the resources; their
 ids reach the functions' environment through the package's markers (``deploy.package``).
+The WebSocket API of GraphQL subscriptions, which Chalice creates, gets its name, an
+access log and a throttle on its stage; the functions that push to its clients get its
+Management API endpoint (``OCG_WEBSOCKET_ENDPOINT``) and a grant on its connections
+only, and the stack its ``wss://`` URL as the output ``WebSocketUrl``.
 """
 
 from __future__ import annotations
@@ -40,13 +44,17 @@ from deploy.names import (
     function_names,
     log_group_name,
     stage_resource_name,
+    websocket_api_name,
 )
 from deploy.options import StageOptions
 from deploy.policies import (
     COMPACTION_FUNCTION,
+    PUSHING_FUNCTIONS,
     PYARROW_FUNCTIONS,
     STREAM_FUNCTION,
     TRACKER_FUNCTION,
+    WEBSOCKET_API,
+    WebSocketApi,
     function_policies,
     function_role,
 )
@@ -63,11 +71,18 @@ from deploy.resources import (
     resources_template,
     stage_throttle,
     usage_plan,
+    websocket_access_log_setting,
+    websocket_throttle,
 )
+from deploy.stage import DEFAULT_API_STAGE
 
 # Chalice's API in its SAM template; SAM resolves ``RestAPI.Stage`` to its stage.
 REST_API = "RestAPI"
 PYARROW_LAYER = "PyarrowLayer"
+# Chalice's WebSocket API stage in its template.
+WEBSOCKET_STAGE = "WebsocketAPIStage"
+WEBSOCKET_ENDPOINT_VARIABLE = "OCG_WEBSOCKET_ENDPOINT"
+WEBSOCKET_URL_OUTPUT = "WebSocketUrl"
 
 
 def merge_template(
@@ -77,12 +92,14 @@ def merge_template(
     options: StageOptions,
     *,
     stream_layer: str | Path,
+    api_stage: str = DEFAULT_API_STAGE,
 ) -> dict[str, Any]:
     """What ``chalice package --merge-template`` merges into the app's SAM template.
 
     ``stream_layer`` is the pyarrow layer of the stream and compaction functions: an
     ARN, or a built layer zip (a path relative to the packaged template, which
-    ``aws cloudformation package`` uploads)."""
+    ``aws cloudformation package`` uploads). ``api_stage`` is the API Gateway stage
+    Chalice deploys both APIs to (the Chalice stage's ``api_gateway_stage``)."""
     template = resources_template(settings, model, options)
     resources = template["Resources"]
     functions = function_names(app)
@@ -136,11 +153,24 @@ def merge_template(
             **compaction_invoke_settings(settings),
         },
     }
-    for function, statements in function_policies(settings).items():
+    websocket = WebSocketApi(f"${{{WEBSOCKET_API}}}", api_stage)
+    for function, statements in function_policies(settings, websocket).items():
+        if function not in functions:
+            continue  # an app without WebSocket handlers has no such function
         resources[f"{function}Role"] = function_role(settings, functions[function], statements)
         resources.setdefault(function, {}).setdefault("Properties", {})["Role"] = {
             "Fn::GetAtt": [f"{function}Role", "Arn"]
         }
+    if app.websocket_handlers:
+        resources.update(_websocket(settings, options, api_stage))
+        template["Outputs"][WEBSOCKET_URL_OUTPUT] = {
+            "Value": {"Fn::Sub": _websocket_address("wss", api_stage)}
+        }
+        endpoint = {"Fn::Sub": _websocket_address("https", api_stage)}
+        for function in PUSHING_FUNCTIONS:
+            properties = resources[function]["Properties"]
+            variables = properties.setdefault("Environment", {}).setdefault("Variables", {})
+            variables[WEBSOCKET_ENDPOINT_VARIABLE] = endpoint
     api: dict[str, Any] = {"AccessLogSetting": api_access_log_setting(), "TracingEnabled": True}
     if options.uses_api_key:
         resources.update(
@@ -166,6 +196,29 @@ def merge_template(
     for function in PYARROW_FUNCTIONS:
         resources[function]["Properties"]["Layers"] = [layer]
     return template
+
+
+def _websocket_address(scheme: str, api_stage: str) -> str:
+    """The WebSocket API's stage address (``Fn::Sub`` text): ``wss`` for clients,
+    ``https`` for the Management API (``deploy.resources.websocket_endpoint``)."""
+    return f"{scheme}://${{{WEBSOCKET_API}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/{api_stage}"
+
+
+def _websocket(settings: Settings, options: StageOptions, api_stage: str) -> dict[str, Any]:
+    """Over Chalice's WebSocket API: its name, and on its stage an access log and the
+    throttle of every route (API Gateway refuses an access log until the account has its
+    logs role)."""
+    return {
+        WEBSOCKET_API: {"Properties": {"Name": websocket_api_name(settings)}},
+        WEBSOCKET_STAGE: {
+            "DependsOn": [API_ACCOUNT],
+            "Properties": {
+                "StageName": api_stage,
+                "AccessLogSettings": websocket_access_log_setting(),
+                "DefaultRouteSettings": websocket_throttle(options),
+            },
+        },
+    }
 
 
 def _tracker_invoke_config(app: Chalice) -> dict[str, Any]:

@@ -28,13 +28,35 @@ STAGE_NAME_RULE = re.compile(r"[A-Za-z0-9_-]+")
 # Chalice's name for the function behind the API, and its logical id in a template.
 API_HANDLER_NAME = "api_handler"
 API_FUNCTION = "APIHandler"
+# Chalice's names for the WebSocket API's functions (``chalice.deploy.appgraph``: the
+# same on both paths, whatever the handlers are called in app.py), by their logical ids.
+WEBSOCKET_HANDLER_NAMES = {
+    "WebsocketConnect": "websocket_connect",
+    "WebsocketMessage": "websocket_message",
+    "WebsocketDisconnect": "websocket_disconnect",
+}
+# The route each of them serves.
+WEBSOCKET_ROUTES = {
+    "$connect": "WebsocketConnect",
+    "$default": "WebsocketMessage",
+    "$disconnect": "WebsocketDisconnect",
+}
 
 
 def function_names(app: Chalice) -> dict[str, str]:
-    """Chalice's function names by their logical ids (``OnTableChange`` → ``on_table_change``)."""
+    """Chalice's function names by their logical ids (``OnTableChange`` → ``on_table_change``,
+    ``WebsocketMessage`` → ``websocket_message``)."""
     names = {API_FUNCTION: API_HANDLER_NAME}
     names.update({to_cfn_resource_name(source.name): source.name for source in app.event_sources})
+    for handler in app.websocket_handlers.values():
+        logical_id = WEBSOCKET_ROUTES.get(handler.route_key_handled, "WebsocketMessage")
+        names[logical_id] = WEBSOCKET_HANDLER_NAMES[logical_id]
     return names
+
+
+def websocket_api_name(settings: Settings) -> str:
+    """The WebSocket API of GraphQL subscriptions (``ocg-<project>-<stage>-ws``)."""
+    return stage_resource_name(settings, "ws")
 
 
 def app_name(settings: Settings) -> str:

@@ -57,6 +57,10 @@ class StageOptions:
     api_rate_limit: int = 50
     api_burst_limit: int = 100
     api_daily_quota: int = 10_000
+    # The WebSocket API stage's steady rate and burst of messages (connects included),
+    # all clients together: its callers carry no API key to meter each by.
+    ws_rate_limit: int = 100
+    ws_burst_limit: int = 200
     # At most this many concurrent invocations of each queue listener (2 to 1,000).
     queue_max_concurrency: int = 5
     # Ship the built GraphiQL in the package, so GET /playground serves it (its requests
@@ -160,6 +164,8 @@ def _check(options: StageOptions, where: str) -> None:
         "api_rate_limit",
         "api_burst_limit",
         "api_daily_quota",
+        "ws_rate_limit",
+        "ws_burst_limit",
     ):
         value = getattr(options, name)
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:

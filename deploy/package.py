@@ -70,6 +70,7 @@ from deploy.stage import (
     USER_POOL_CLIENT_VARIABLE,
     USER_POOL_MARKER,
     USER_POOL_VARIABLE,
+    api_stage,
     read_config,
     region_variables,
     stage_app,
@@ -174,7 +175,14 @@ def package_stage(
     if problems:
         return problems
     model = load_schema(settings.schema_file, check_sql=True)
-    merge = merge_template(app, settings, model, options, stream_layer=layer.reference)
+    merge = merge_template(
+        app,
+        settings,
+        model,
+        options,
+        stream_layer=layer.reference,
+        api_stage=api_stage(config, stage),
+    )
     with tempfile.TemporaryDirectory(prefix="ocg-project-") as project:
         merge_file = Path(project) / "merge.json"
         merge_file.write_text(json.dumps(merge))

@@ -52,6 +52,11 @@ from deploy.resources import (
 STREAM_FUNCTION, CASCADE_FUNCTION = "OnTableChange", "OnCascadeMessage"
 DELETION_FUNCTION, TRACKER_FUNCTION = "OnDeletionMessage", "OnAthenaStateChange"
 COMPACTION_FUNCTION = "CompactLake"
+# The WebSocket API's functions (GraphQL subscriptions), as Chalice names them
+# (``deploy.names.WEBSOCKET_HANDLER_NAMES``).
+WS_CONNECT_FUNCTION, WS_MESSAGE_FUNCTION = "WebsocketConnect", "WebsocketMessage"
+WS_DISCONNECT_FUNCTION = "WebsocketDisconnect"
+WEBSOCKET_FUNCTIONS = (WS_CONNECT_FUNCTION, WS_MESSAGE_FUNCTION, WS_DISCONNECT_FUNCTION)
 FUNCTIONS = (
     API_FUNCTION,
     STREAM_FUNCTION,
@@ -59,7 +64,11 @@ FUNCTIONS = (
     DELETION_FUNCTION,
     TRACKER_FUNCTION,
     COMPACTION_FUNCTION,
+    *WEBSOCKET_FUNCTIONS,
 )
+# The functions that push to WebSocket clients through the Management API: each gets
+# the endpoint (``OCG_WEBSOCKET_ENDPOINT``) in its environment.
+PUSHING_FUNCTIONS = (WS_MESSAGE_FUNCTION, STREAM_FUNCTION, TRACKER_FUNCTION, DELETION_FUNCTION)
 # The functions that read or write Parquet: they alone get the pyarrow layer.
 PYARROW_FUNCTIONS = (STREAM_FUNCTION, COMPACTION_FUNCTION)
 
@@ -69,6 +78,25 @@ TASK_KEYS = f"{keys.TASK_PREFIX}#"
 LIVE_KEYS = f"{keys.LAKE_PREFIX}/"
 COMPACTED_KEYS = f"{keys.COMPACTED_PREFIX}/"
 DELETED_KEYS = f"{keys.DELETED_PREFIX}/"
+# The partition keys of WebSocket connections and their subscriptions (``wsConnection#``).
+WS_CONNECTION_KEYS = f"{keys.WS_CONNECTION_PREFIX}#"
+MANAGE_CONNECTIONS = "execute-api:ManageConnections"
+# The WebSocket API in path (a)'s template (Chalice's logical id), as Fn::Sub text.
+WEBSOCKET_API = "WebsocketAPI"
+
+
+@dataclass(frozen=True)
+class WebSocketApi:
+    """The WebSocket API whose connections the functions manage: its id as ``Fn::Sub``
+    text (``${WebsocketAPI}`` in path (a)'s template, the id ``chalice deploy`` gave it
+    on path (b)) and its stage."""
+
+    api_id: str
+    stage: str
+
+
+# Path (a)'s: the template's API, on Chalice's default stage name.
+TEMPLATE_WEBSOCKET_API = WebSocketApi(f"${{{WEBSOCKET_API}}}", "api")
 
 
 class Target(Enum):
@@ -93,6 +121,8 @@ class Target(Enum):
     GLUE_DATABASE = "the Glue database"
     GLUE_TABLES = "the Glue database's tables"
     LOG_GROUP = "the function's own log group"
+    WS_POST = "POST @connections/* of the stage's WebSocket API (send to a client)"
+    WS_DELETE = "DELETE @connections/* of the stage's WebSocket API (close a client)"
 
 
 # Each layer's key prefix and its objects.
@@ -281,11 +311,37 @@ def _consume(queue: Target) -> Need:
     )
 
 
+# What the subscription registry (chalicelib.subscriptions.registry) does on the items of
+# a connection, all under its partition wsConnection#<id>.
+def _ws_items(actions: tuple[str, ...], why: str) -> Need:
+    return _code(actions, Target.TABLE, why=why, key_prefix=WS_CONNECTION_KEYS)
+
+
+# A push that finds its connection gone removes the connection's items
+# (SubscriptionRegistry.disconnect).
+_WS_FORGET = _ws_items(
+    ("dynamodb:Query", "dynamodb:DeleteItem"),
+    why="a connection that is gone (or closes): its subscriptions and itself removed "
+    "(chalicelib.subscriptions.registry)",
+)
+_WS_POST = _code(
+    (MANAGE_CONNECTIONS,),
+    Target.WS_POST,
+    why="sends a client its messages through the Management API (PostToConnection)",
+)
+_WS_SUBSCRIBERS = _code(
+    ("dynamodb:Query",),
+    Target.GSI1,
+    why="an event's subscribers, found under their topic (wsTopic#…)",
+)
+
+
 # No function needs anything of Cognito: on a stage that signs users in, the API
 # function verifies ID tokens against the user pool's public keys (JWKS), fetched over
 # HTTPS from the pool's issuer, not through an AWS API; the others only read the pool's
 # ids from their environment. So no role is granted a cognito-idp action.
-FUNCTION_NEEDS: Mapping[str, tuple[Need, ...]] = {
+# What each function needs for the data: its work without GraphQL subscriptions.
+DATA_NEEDS: Mapping[str, tuple[Need, ...]] = {
     API_FUNCTION: (
         _code(
             ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
@@ -471,6 +527,51 @@ FUNCTION_NEEDS: Mapping[str, tuple[Need, ...]] = {
     ),
 }
 
+# GraphQL subscriptions (chalicelib.subscriptions): the WebSocket functions keep the
+# connections and subscriptions in the table; the message function also runs queries and
+# mutations sent over the socket, as the API function does, so it needs what that
+# needs. Each event source that makes an event pushes it to its subscribers: the stream
+# (entity changes), the tracker and the deletion listener (task states). Sign-in is the
+# ID token of ``connection_init``, verified over HTTPS as the API's: nothing of Cognito.
+FUNCTION_NEEDS: Mapping[str, tuple[Need, ...]] = {
+    **DATA_NEEDS,
+    STREAM_FUNCTION: (*DATA_NEEDS[STREAM_FUNCTION], _WS_SUBSCRIBERS, _WS_POST, _WS_FORGET),
+    TRACKER_FUNCTION: (
+        *DATA_NEEDS[TRACKER_FUNCTION],
+        _WS_SUBSCRIBERS,
+        _code(
+            (_RESULTS,),
+            Target.WORKGROUP,
+            why="a finished task's subscription runs taskResult… as its subscriber, which "
+            "reads the result",
+        ),
+        _RESULTS_ON_BEHALF,
+        _WS_POST,
+        _WS_FORGET,
+    ),
+    DELETION_FUNCTION: (*DATA_NEEDS[DELETION_FUNCTION], _WS_SUBSCRIBERS, _WS_POST, _WS_FORGET),
+    WS_CONNECT_FUNCTION: (
+        _ws_items(("dynamodb:PutItem",), why="$connect records the connection, not signed in yet"),
+    ),
+    WS_MESSAGE_FUNCTION: (
+        *DATA_NEEDS[API_FUNCTION],
+        _ws_items(
+            ("dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"),
+            why="connection_init records who signed in; subscribe reads it and records the "
+            "subscription; complete removes it",
+        ),
+        _WS_POST,
+        _WS_FORGET,
+        _code(
+            (MANAGE_CONNECTIONS,),
+            Target.WS_DELETE,
+            why="closes a connection that broke the protocol or failed to sign in "
+            "(DeleteConnection)",
+        ),
+    ),
+    WS_DISCONNECT_FUNCTION: (_WS_FORGET,),
+}
+
 # Every function writes its logs; Chalice creates the log group, with the stage's
 # retention, on both deployment paths, so no function may create one.
 LOG_NEED = _lambda(
@@ -512,8 +613,14 @@ def _results_bucket_arn(settings: Settings) -> str:
     return f"arn:${{AWS::Partition}}:s3:::{bucket}"
 
 
-def target_resources(settings: Settings, target: Target, handler: str = "") -> list[Any]:
-    """The ARNs of a target; ``handler`` (the function's Chalice name) for its log group."""
+def target_resources(
+    settings: Settings,
+    target: Target,
+    handler: str = "",
+    websocket: WebSocketApi = TEMPLATE_WEBSOCKET_API,
+) -> list[Any]:
+    """The ARNs of a target; ``handler`` (the function's Chalice name) for its log group,
+    ``websocket`` for the connections of the WebSocket API."""
     glue = "arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}"
     database = settings.glue_database
     bucket, results_prefix = athena_output_location(settings)
@@ -545,6 +652,14 @@ def target_resources(settings: Settings, target: Target, handler: str = "") -> l
         Target.GLUE_DATABASE: _sub(f"{glue}:database/{database}"),
         Target.GLUE_TABLES: _sub(f"{glue}:table/{database}/*"),
     }
+    if target in (Target.WS_POST, Target.WS_DELETE):
+        method = "POST" if target is Target.WS_POST else "DELETE"
+        return [
+            _sub(
+                "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
+                f"{websocket.api_id}/{websocket.stage}/{method}/@connections/*"
+            )
+        ]
     if target is Target.LOG_GROUP:
         if not handler:
             raise ValueError("a log group grant needs the function's handler name")
@@ -573,13 +688,20 @@ def need_condition(need: Need) -> dict[str, Any] | None:
     raise ValueError(f"a key prefix narrows the table, or s3:ListBucket on a bucket: {need}")
 
 
-def statements(settings: Settings, needs: tuple[Need, ...], handler: str = "") -> list[Any]:
+def statements(
+    settings: Settings,
+    needs: tuple[Need, ...],
+    handler: str = "",
+    websocket: WebSocketApi = TEMPLATE_WEBSOCKET_API,
+) -> list[Any]:
     """IAM statements granting exactly ``needs``: those on the same resources under the
     same condition share a statement, in the order the table gives them."""
     grouped: dict[str, dict[str, Any]] = {}
     for need in needs:
         resources = [
-            arn for target in need.targets for arn in target_resources(settings, target, handler)
+            arn
+            for target in need.targets
+            for arn in target_resources(settings, target, handler, websocket)
         ]
         condition = need_condition(need)
         key = repr((resources, condition))
@@ -592,10 +714,28 @@ def statements(settings: Settings, needs: tuple[Need, ...], handler: str = "") -
     return list(grouped.values())
 
 
-def function_policies(settings: Settings) -> dict[str, list[dict[str, Any]]]:
+def function_policies(
+    settings: Settings, websocket: WebSocketApi | None = TEMPLATE_WEBSOCKET_API
+) -> dict[str, list[dict[str, Any]]]:
     """The policy statements of each function, by its logical id (its logs aside:
-    :func:`function_role` adds them)."""
-    return {function: statements(settings, needs) for function, needs in FUNCTION_NEEDS.items()}
+    :func:`function_role` adds them).
+
+    ``websocket`` is the WebSocket API whose connections they manage; ``None`` before it
+    exists (path b, before the first ``chalice deploy``): no function is granted
+    anything on it then, and none pushes, having no endpoint yet."""
+    api = websocket or TEMPLATE_WEBSOCKET_API  # unused when None: no need names it
+    return {
+        function: statements(settings, websocket_needs(needs, websocket), "", api)
+        for function, needs in FUNCTION_NEEDS.items()
+    }
+
+
+def websocket_needs(needs: tuple[Need, ...], websocket: WebSocketApi | None) -> tuple[Need, ...]:
+    """``needs``, without those on the WebSocket API's connections when it does not exist."""
+    if websocket is not None:
+        return needs
+    on_connections = {Target.WS_POST, Target.WS_DELETE}
+    return tuple(need for need in needs if not on_connections & set(need.targets))
 
 
 def function_role(

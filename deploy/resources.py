@@ -67,6 +67,23 @@ API_ACCESS_LOGS, API_LOGS_ROLE, API_ACCOUNT = (
     "ApiGatewayLogsRole",
     "ApiGatewayAccount",
 )
+# The WebSocket API's access log, and the fields of each line (API Gateway's WebSocket
+# $context variables: one line per connect, message and disconnect).
+WEBSOCKET_ACCESS_LOGS = "WebSocketAccessLogs"
+WEBSOCKET_ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "ip": "$context.identity.sourceIp",
+        "connectionId": "$context.connectionId",
+        "eventType": "$context.eventType",
+        "routeKey": "$context.routeKey",
+        "requestTime": "$context.requestTime",
+        "status": "$context.status",
+        "integrationLatency": "$context.integrationLatency",
+        "errorMessage": "$context.error.message",
+    },
+    separators=(",", ":"),
+)
 # The fields of each API access log line (API Gateway's $context variables).
 API_ACCESS_LOG_FORMAT = json.dumps(
     {
@@ -369,6 +386,14 @@ def _api_access_logging(settings: Settings, options: StageOptions) -> dict[str, 
                 "RetentionInDays": options.log_retention_in_days,
             },
         },
+        WEBSOCKET_ACCESS_LOGS: {
+            "Type": "AWS::Logs::LogGroup",
+            **DELETED_WITH_THE_STACK,
+            "Properties": {
+                "LogGroupName": f"/aws/apigateway/{stage_resource_name(settings, 'ws-access')}",
+                "RetentionInDays": options.log_retention_in_days,
+            },
+        },
         API_LOGS_ROLE: {
             "Type": "AWS::IAM::Role",
             "Properties": {
@@ -406,6 +431,30 @@ def api_access_log_setting() -> dict[str, Any]:
     }
 
 
+def websocket_access_log_setting() -> dict[str, Any]:
+    """The WebSocket API stage's access-log setting (CloudFormation's names, which
+    API Gateway V2's API takes too)."""
+    return {
+        "DestinationArn": {"Fn::GetAtt": [WEBSOCKET_ACCESS_LOGS, "Arn"]},
+        "Format": WEBSOCKET_ACCESS_LOG_FORMAT,
+    }
+
+
+def websocket_throttle(options: StageOptions) -> dict[str, Any]:
+    """The WebSocket API stage's default route settings: the rate and burst of messages
+    (connects included) of every client together; no API key meters a WebSocket API."""
+    return {
+        "ThrottlingRateLimit": options.ws_rate_limit,
+        "ThrottlingBurstLimit": options.ws_burst_limit,
+    }
+
+
+def websocket_endpoint(api_id: str, region: str, stage: str) -> str:
+    """The WebSocket API's Management API endpoint, where the functions push to clients
+    (``OCG_WEBSOCKET_ENDPOINT``); clients connect to the same address over ``wss://``."""
+    return f"https://{api_id}.execute-api.{region}.amazonaws.com/{stage}"
+
+
 def _outputs() -> dict[str, Any]:
     """What a stage's functions must be told: the stream they read and the queues; and
     what the post-deploy step must: the on-failure destinations."""
@@ -418,6 +467,7 @@ def _outputs() -> dict[str, Any]:
         "StreamFailuresArn": {"Value": {"Fn::GetAtt": [STREAM_FAILURES, "Arn"]}},
         "TrackerFailuresArn": {"Value": {"Fn::GetAtt": [TRACKER_FAILURES, "Arn"]}},
         "ApiAccessLogsArn": {"Value": {"Fn::GetAtt": [API_ACCESS_LOGS, "Arn"]}},
+        "WebSocketAccessLogsArn": {"Value": {"Fn::GetAtt": [WEBSOCKET_ACCESS_LOGS, "Arn"]}},
     }
 
 

@@ -17,6 +17,16 @@ template, so what it does not create comes from a CloudFormation stack beside it
    whose callers need no key, ``OCG_AUTH_MODE=cognito``, gets its API stage throttled
    instead). Chalice's own redeploys change only batch sizes and never touch an
    asynchronous-invocation config, so these settings stay.
+
+The WebSocket API of GraphQL subscriptions exists only once ``chalice deploy`` has made
+it, so ``finish`` reads its id from Chalice's record (``.chalice/deployed/<stage>.json``)
+and then: grants the pushing functions ``execute-api:ManageConnections`` on its
+connections (the stack's roles; ``prepare`` keeps the grant once the record has the
+API), names it, gives its stage an access log and a throttle, and gives the pushing
+functions its Management API endpoint (``OCG_WEBSOCKET_ENDPOINT``), both at once
+(``UpdateFunctionConfiguration``) and in their ``environment_variables`` of
+``.chalice/config.json``, so the next ``chalice deploy`` keeps it. Until ``finish`` has
+run, those functions push nothing (without the endpoint the app does not publish).
 """
 
 from __future__ import annotations
@@ -50,16 +60,21 @@ from deploy.names import (
     API_FUNCTION,
     PLACEHOLDER_ACCOUNT_ID,
     app_name,
+    function_name,
     function_names,
     name_problems,
     stage_resource_name,
+    websocket_api_name,
 )
 from deploy.options import StageOptions, stage_options, user_pool_problems
 from deploy.policies import (
     COMPACTION_FUNCTION,
+    PUSHING_FUNCTIONS,
     PYARROW_FUNCTIONS,
     STREAM_FUNCTION,
     TRACKER_FUNCTION,
+    WS_MESSAGE_FUNCTION,
+    WebSocketApi,
     function_policies,
     function_role,
 )
@@ -71,9 +86,12 @@ from deploy.resources import (
     RESULTS_BUCKET,
     USER_POOL_CLIENT_ID_OUTPUT,
     USER_POOL_ID_OUTPUT,
+    WEBSOCKET_ACCESS_LOG_FORMAT,
     resources_template,
     stage_throttle,
     usage_plan,
+    websocket_endpoint,
+    websocket_throttle,
 )
 from deploy.stage import (
     AUTH_MODE_VARIABLE,
@@ -90,6 +108,7 @@ from deploy.stage import (
 )
 
 ROLE_OUTPUT_SUFFIX = "RoleArn"
+WEBSOCKET_ENDPOINT_VARIABLE = "OCG_WEBSOCKET_ENDPOINT"
 # The stack outputs written into the stage's environment variables.
 OUTPUT_VARIABLES = {
     "TableStreamArn": "OCG_TABLE_STREAM_ARN",
@@ -126,6 +145,19 @@ class DeployedApi:
     url: str
 
 
+@dataclass(frozen=True)
+class DeployedWebSocket:
+    """The WebSocket API ``chalice deploy`` created, from its record."""
+
+    api_id: str
+    stage: str
+    url: str  # wss://…
+
+    @property
+    def grants_on(self) -> WebSocketApi:
+        return WebSocketApi(self.api_id, self.stage)
+
+
 def stack_name(settings: Settings) -> str:
     return stage_resource_name(settings)
 
@@ -142,10 +174,13 @@ def stack_template(
     functions: Mapping[str, str],
     *,
     api: DeployedApi | None = None,
+    websocket: DeployedWebSocket | None = None,
 ) -> dict[str, Any]:
     """The resources, a role per function (its ARN an output), the alarms, and once the
     API exists its usage plan and key (unless its callers need none: cognito mode).
-    ``functions`` maps the functions' logical ids to their Chalice names."""
+    ``functions`` maps the functions' logical ids to their Chalice names. Once the
+    WebSocket API exists (``websocket``), the pushing functions' roles may manage its
+    connections; before, nothing is granted on it."""
     template = resources_template(settings, model, options)
     resources, outputs = template["Resources"], template["Outputs"]
     resources.update(
@@ -157,7 +192,10 @@ def stack_template(
             compaction_function=COMPACTION_FUNCTION,
         )
     )
-    for function, statements in function_policies(settings).items():
+    grants_on = websocket.grants_on if websocket is not None else None
+    for function, statements in function_policies(settings, grants_on).items():
+        if function not in functions:
+            continue  # an app without WebSocket handlers has no such function
         resources[f"{function}Role"] = function_role(settings, functions[function], statements)
         outputs[f"{function}{ROLE_OUTPUT_SUFFIX}"] = {
             "Value": {"Fn::GetAtt": [f"{function}Role", "Arn"]}
@@ -338,6 +376,72 @@ def deployed_api(deployed: Mapping[str, Any], api_stage: str) -> DeployedApi:
     raise DeployError("the deployed stage has no API: run chalice deploy first")
 
 
+def deployed_websocket(
+    deployed: Mapping[str, Any] | None, api_stage: str
+) -> DeployedWebSocket | None:
+    """The WebSocket API in a ``.chalice/deployed/<stage>.json`` record, if any."""
+    for resource in (deployed or {}).get("resources", []):
+        if resource.get("resource_type") == "websocket_api":
+            return DeployedWebSocket(
+                resource["websocket_api_id"], api_stage, resource.get("websocket_api_url", "")
+            )
+    return None
+
+
+def configure_websocket_stage(
+    apigatewayv2: Any,
+    websocket: DeployedWebSocket,
+    access_logs_arn: str,
+    options: StageOptions,
+    api_name: str,
+) -> None:
+    """Give the WebSocket API Chalice deployed its name and, on its stage, the access log
+    and the default route throttle path (a)'s template sets (Chalice sets neither)."""
+    apigatewayv2.update_api(ApiId=websocket.api_id, Name=api_name)
+    apigatewayv2.update_stage(
+        ApiId=websocket.api_id,
+        StageName=websocket.stage,
+        AccessLogSettings={
+            "DestinationArn": access_logs_arn,
+            "Format": WEBSOCKET_ACCESS_LOG_FORMAT,
+        },
+        DefaultRouteSettings=websocket_throttle(options),
+    )
+
+
+def give_websocket_endpoint(
+    lambda_client: Any, settings: Settings, handlers: list[str], endpoint: str
+) -> list[str]:
+    """Add ``OCG_WEBSOCKET_ENDPOINT`` to each deployed function's environment (the
+    other variables kept); the functions' names."""
+    named = []
+    for handler in handlers:
+        name = function_name(settings, handler)
+        lambda_client.get_waiter("function_updated").wait(FunctionName=name)
+        current = lambda_client.get_function_configuration(FunctionName=name)
+        variables = dict(current.get("Environment", {}).get("Variables", {}))
+        if variables.get(WEBSOCKET_ENDPOINT_VARIABLE) != endpoint:
+            variables[WEBSOCKET_ENDPOINT_VARIABLE] = endpoint
+            lambda_client.update_function_configuration(
+                FunctionName=name, Environment={"Variables": variables}
+            )
+        named.append(name)
+    return named
+
+
+def with_websocket_endpoint(
+    config: Mapping[str, Any], stage: str, handlers: list[str], endpoint: str
+) -> dict[str, Any]:
+    """The Chalice config with the endpoint in each pushing function's
+    ``environment_variables`` of the stage, so ``chalice deploy`` keeps giving it."""
+    updated: dict[str, Any] = json.loads(json.dumps(config))
+    functions = updated["stages"][stage].setdefault("lambda_functions", {})
+    for handler in handlers:
+        variables = functions.setdefault(handler, {}).setdefault("environment_variables", {})
+        variables[WEBSOCKET_ENDPOINT_VARIABLE] = endpoint
+    return updated
+
+
 def tune_event_sources(
     lambda_client: Any,
     deployed: Mapping[str, Any],
@@ -501,7 +605,8 @@ def prepare_stage(
     name = stack_name(settings)
     deployed = read_deployed_if_any(config_file.parent.parent, stage)
     api = deployed_api(deployed, api_stage(config, stage)) if deployed else None
-    template = stack_template(settings, model, options, functions, api=api)
+    websocket = deployed_websocket(deployed, api_stage(config, stage))
+    template = stack_template(settings, model, options, functions, api=api, websocket=websocket)
     outputs = apply_stage_stack(session, settings, template, template_bucket=template_bucket)
     if isinstance(stream_layer, Path):
         stream_layer = publish_layer(session, settings, stream_layer)
@@ -530,6 +635,8 @@ class FinishedStage:
     event_sources: list[str]
     tracker: str
     compaction: str
+    websocket: DeployedWebSocket | None = None
+    pushing: tuple[str, ...] = ()  # the functions given the WebSocket endpoint
 
 
 def finish_stage(
@@ -551,7 +658,13 @@ def finish_stage(
     api = deployed_api(deployed, api_stage(config, stage))
     model = load_schema(settings.schema_file, check_sql=True)
     functions = function_names(stage_app(stage, config_file, region_variables(aws_region)))
-    template = stack_template(settings, model, options, functions, api=api)
+    websocket = deployed_websocket(deployed, api.stage)
+    if websocket is None and WS_MESSAGE_FUNCTION in functions:
+        raise DeployError(
+            "the deployed stage has no WebSocket API although the app has WebSocket "
+            "handlers: run chalice deploy first"
+        )
+    template = stack_template(settings, model, options, functions, api=api, websocket=websocket)
     outputs = apply_stage_stack(session, settings, template, template_bucket=template_bucket)
     log_api_stage(
         session.client("apigateway"),
@@ -565,7 +678,28 @@ def finish_stage(
     )
     tracker = configure_tracker(lambda_client, deployed, outputs["TrackerFailuresArn"])
     compaction = configure_compaction(lambda_client, deployed, settings)
-    return FinishedStage(api, outputs.get("ApiKeyId"), tuned, tracker, compaction)
+    pushing: list[str] = []
+    if websocket is not None:
+        configure_websocket_stage(
+            session.client("apigatewayv2"),
+            websocket,
+            outputs["WebSocketAccessLogsArn"],
+            options,
+            websocket_api_name(settings),
+        )
+        endpoint = websocket_endpoint(websocket.api_id, aws_region, websocket.stage)
+        handlers = [functions[f] for f in PUSHING_FUNCTIONS if f in functions]
+        write_config(with_websocket_endpoint(config, stage, handlers, endpoint), config_file)
+        pushing = give_websocket_endpoint(lambda_client, settings, handlers, endpoint)
+    return FinishedStage(
+        api,
+        outputs.get("ApiKeyId"),
+        tuned,
+        tracker,
+        compaction,
+        websocket,
+        tuple(pushing),
+    )
 
 
 def log_api_stage(

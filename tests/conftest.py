@@ -102,6 +102,7 @@ def load_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callab
         monkeypatch.setenv("OCG_MODE", "local")
         monkeypatch.setenv("OCG_PROJECT", "shop")
         monkeypatch.setenv("OCG_LOCAL_DIR", str(tmp_path / "local"))
+        monkeypatch.setenv("WS_PORT", "0")  # each app's WebSocket server on a free port
         monkeypatch.setenv("OCG_SCHEMA_FILE", str(schema))
         sys.modules.pop("app", None)
         module = importlib.import_module("app")

@@ -85,7 +85,12 @@ def test_the_keyless_playground_sends_operations_to_graphql_beside_it(shop: Load
 
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/html")
-    assert _page_settings(response.body) == {"graphqlUrl": "graphql"}
+    settings = _page_settings(response.body)
+    assert settings["graphqlUrl"] == "graphql"
+    # Subscriptions go to the embedded WebSocket server, which the page may reach.
+    websockets = shop.services.local_runtime.websockets
+    assert settings["subscriptionUrl"] == websockets.url
+    assert websockets.url in response.headers["Content-Security-Policy"]
 
 
 def test_on_a_protected_stage_the_playground_asks_for_the_api_key(

@@ -4,7 +4,9 @@
 /playground``, a deployed stage's keyless page); headless Chromium
 (Debian's, driven by ``tests/browser/playground.mjs`` with playwright-core) opens it with
 every host but 127.0.0.1 sent to a proxy that is not there, types a header and a query
-into GraphiQL, runs it and reads the result pane. The screenshots are kept as the run's
+into GraphiQL, runs it and reads the result pane; ``tests/browser/subscription.mjs`` runs
+a subscription there, over the server's WebSocket port, and reads the event a mutation
+sends it. The screenshots are kept as the run's
 artefacts in ``out/browser/`` (their paths are printed).
 
 Chromium missing: CI (``CI`` set) fails, since ``.ci/run`` installs it; elsewhere the test
@@ -28,6 +30,7 @@ from tests.local.chalice_local import ChaliceLocal, serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 DRIVER = ROOT / "tests" / "browser" / "playground.mjs"
+SUBSCRIPTION_DRIVER = ROOT / "tests" / "browser" / "subscription.mjs"
 DRIVER_TIMEOUT = 180
 ARTEFACTS = ROOT / "out" / "browser"
 
@@ -55,14 +58,24 @@ def make_run(tmp_path: Path) -> Iterator[ChaliceLocal]:
         yield local
 
 
-def _drive(node: str, url: str, tmp_path: Path) -> tuple[dict[str, Any], Path]:
+def _drive(
+    node: str,
+    url: str,
+    tmp_path: Path,
+    *,
+    driver: Path = DRIVER,
+    arguments: tuple[str, ...] = (),
+    prefix: str = "",
+) -> tuple[dict[str, Any], Path]:
+    """Runs ``driver`` on the page at ``url`` (``arguments`` after it) and returns its
+    report and the screenshot (``out/browser/<prefix><last path segment>.png``)."""
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
-    screenshot = ARTEFACTS / f"{url.rsplit('/', 1)[-1]}.png"
+    screenshot = ARTEFACTS / f"{prefix}{url.rsplit('/', 1)[-1]}.png"
     profile = tmp_path / "chromium-profile"  # a fresh --user-data-dir
-    command = [node, str(DRIVER), url, str(screenshot), str(profile), str(CHROMIUM)]
+    command = [node, str(driver), url, *arguments, str(screenshot), str(profile), str(CHROMIUM)]
     done = subprocess.run(
         command,
-        cwd=DRIVER.parent,
+        cwd=driver.parent,
         capture_output=True,
         text=True,
         timeout=DRIVER_TIMEOUT,
@@ -106,4 +119,47 @@ def test_the_playground_runs_a_query_typed_in_graphiql_with_no_network(
     assert report["operationUrl"] == make_run.url
     assert report["result"] == {"data": {"__typename": "Query"}}
     assert '"__typename": "Query"' in report["resultText"].replace("\xa0", " ")
+    assert screenshot.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("path", ["/graphql", "/playground"])
+def test_the_playground_runs_a_subscription_over_the_local_websocket_with_no_network(
+    path: str,
+    node: str,
+    make_run: ChaliceLocal,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    origin = make_run.url.removesuffix("/graphql")
+    report, screenshot = _drive(
+        node,
+        origin + path,
+        tmp_path,
+        driver=SUBSCRIPTION_DRIVER,
+        arguments=(make_run.url,),
+        prefix="subscription-",
+    )
+    with capsys.disabled():
+        print(f"\nplayground subscription screenshot: {screenshot}")
+
+    # The page was told where subscriptions go, and opened a WebSocket there, and only there.
+    assert report["settings"]["subscriptionUrl"] == make_run.ws_url
+    assert report["websockets"] == [make_run.ws_url], report["websockets"]
+    assert make_run.ws_url.startswith("ws://127.0.0.1:")
+    assert any('"subscribe"' in frame for frame in report["websocketFrames"]["sent"]), report
+
+    # Nothing left the machine: the page, its operations and the mutation, all loopback.
+    assert report["offMachine"] == []
+    assert all(request["url"].startswith(origin) for request in report["requests"]), report
+    assert report["requests"][0] == {"method": "GET", "url": origin + path}
+    assert report["pageErrors"] == [] and report["consoleErrors"] == [], report
+
+    # The brand the page created reached the subscription, and its event the result pane.
+    assert report["typedQuery"] == "subscription { onCreateBrand { name } }"
+    assert report["mutation"]["status"] == 200, report["mutation"]
+    assert "errors" not in report["mutation"]["body"], report["mutation"]
+    assert report["result"] == {"data": {"onCreateBrand": {"name": "Acme"}}}
+    shown = json.dumps(report["result"])
+    assert shown == '{"data": {"onCreateBrand": {"name": "Acme"}}}'
+    assert '"name": "Acme"' in report["resultText"].replace("\xa0", " ")
     assert screenshot.stat().st_size > 10_000

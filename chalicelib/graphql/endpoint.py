@@ -21,14 +21,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ariadne import graphql_sync
-from graphql import ASTValidationRule, GraphQLError, GraphQLSchema, OperationType
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    GraphQLError,
+    GraphQLSchema,
+    NoSchemaIntrospectionCustomRule,
+    OperationType,
+    execute_sync,
+    specified_rules,
+)
 from graphql.utilities import get_operation_ast
 
 from chalicelib.auth.identity import PUBLIC, Identity
 from chalicelib.auth.tokens import KeysUnavailable, TokenError
 from chalicelib.graphql.context import CallerContext
 from chalicelib.graphql.documents import DocumentCache
-from chalicelib.graphql.executable import ErrorTally, error_log
+from chalicelib.graphql.executable import ErrorTally, error_log, format_error
 from chalicelib.graphql.limits import ApiLimits
 from chalicelib.graphql.persisted import (
     NOT_FOUND,
@@ -161,6 +170,42 @@ class GraphQLEndpoint:
             result.pop("data", None)
         status = 400 if media == GRAPHQL_RESPONSE and "data" not in result else 200
         return HttpResponse(status, json.dumps(result), _headers(media))
+
+    def prepare(self, params: GraphQLParams) -> tuple[DocumentNode | None, list[GraphQLError]]:
+        """A document parsed and validated as an HTTP request's would be (its limits
+        included), for an operation that arrives another way (a WebSocket subscribe)."""
+        try:
+            document = self.documents.parse(None, params.as_data())
+        except GraphQLError as error:
+            return None, [error]
+        limits = self._limits
+        rules = [*specified_rules, *self._document_rules]
+        rules += limits.rules(params.variables) if limits else []
+        if limits is not None and not limits.introspection:
+            rules.append(NoSchemaIntrospectionCustomRule)
+        errors = self.documents.validate(self.schema, document, rules)
+        return (None, errors) if errors else (document, [])
+
+    def run(
+        self,
+        document: DocumentNode,
+        params: GraphQLParams,
+        context: Any,
+        root_value: Any = None,
+    ) -> dict[str, Any]:
+        """Execute a prepared document; its errors formatted as HTTP answers format them."""
+        result = execute_sync(
+            self.schema,
+            document,
+            root_value=root_value,
+            context_value=context,
+            variable_values=params.variables,
+            operation_name=params.operation_name,
+        )
+        answer: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            answer["errors"] = [format_error(error) for error in result.errors]
+        return answer
 
     def _caller(self, request: HttpRequest) -> Identity:
         try:

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ariadne import MutationType, QueryType, make_executable_schema
+from ariadne import MutationType, ObjectType, QueryType, make_executable_schema
 from graphql import GraphQLError, GraphQLResolveInfo, GraphQLSchema
 
 from chalicelib.graphql.access import EntityAccess
@@ -94,35 +94,60 @@ def _crud_resolvers(entity: Entity) -> tuple[dict[str, Resolver], dict[str, Reso
     return queries, mutations
 
 
-def _sql_resolvers(model: SchemaModel) -> tuple[dict[str, Resolver], dict[str, Resolver]]:
-    """The fields of ``@sql_query``: query tasks, deletion tasks and join INSERTs."""
+def _sql_resolvers(
+    model: SchemaModel,
+) -> tuple[dict[str, Resolver], dict[str, Resolver], dict[str, Resolver]]:
+    """The fields of ``@sql_query``: query tasks, deletion tasks and join INSERTs; a
+    task's subscription answers what its ``taskResult…`` answers."""
     queries: dict[str, Resolver] = {}
     mutations: dict[str, Resolver] = {}
+    subscriptions: dict[str, Resolver] = {}
     lake = merged_tables(model)
     for task in model.query_tasks:
         trigger, result = query_task_resolvers(model, task, lake)
         queries[naming.task_result_field(task.name)] = result
         mutations[naming.trigger_task_field(task.name)] = trigger
+        subscriptions[naming.on_task_result_field(task.name)] = result
     for deletion in model.delete_mutations:
         trigger, result = deletion_task_resolvers(model, deletion, lake)
         queries[naming.task_result_field(deletion.name)] = result
         mutations[naming.trigger_task_field(deletion.name)] = trigger
+        subscriptions[naming.on_task_result_field(deletion.name)] = result
     for insert in model.insert_mutations:
         mutations[insert.name] = insert_mutation_resolver(model, insert)
-    return queries, mutations
+    return queries, mutations, subscriptions
+
+
+def _changed_item(root: Any, info: Info, **filters: Any) -> Any:
+    """An entity subscription's value: the changed item the event runs it with
+    (chalicelib.subscriptions), already filtered and allowed."""
+    return root
 
 
 def build_executable_schema(model: SchemaModel) -> GraphQLSchema:
-    query, mutation = QueryType(), MutationType()
-    resolver_sets = [_crud_resolvers(entity) for entity in model.entities]
+    query, mutation, subscription = QueryType(), MutationType(), ObjectType("Subscription")
+    Resolvers = dict[str, Resolver]
+    resolver_sets: list[tuple[Resolvers, Resolvers, Resolvers]] = [
+        (*_crud_resolvers(entity), {}) for entity in model.entities
+    ]
     resolver_sets.append(_sql_resolvers(model))
-    for queries, mutations in resolver_sets:
+    for entity in model.entities:
+        for field in (naming.on_create_field, naming.on_update_field, naming.on_delete_field):
+            subscription.set_field(field(entity.name), _changed_item)
+    for queries, mutations, subscriptions in resolver_sets:
         for name, resolver in queries.items():
             query.set_field(name, resolver)
         for name, resolver in mutations.items():
             mutation.set_field(name, resolver)
+        for name, resolver in subscriptions.items():
+            subscription.set_field(name, resolver)
     return make_executable_schema(
-        public_sdl(model), query, mutation, *aws_scalars(model.scalars), convert_names_case=False
+        public_sdl(model),
+        query,
+        mutation,
+        subscription,
+        *aws_scalars(model.scalars),
+        convert_names_case=False,
     )
 
 

@@ -6,7 +6,9 @@ Only this package may import moto. ``app.py`` reaches it through
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from chalice.app import Chalice
 
@@ -19,6 +21,9 @@ from chalicelib.local.aws import (
 from chalicelib.local.events import EventPatternError, LocalEventRuntime
 from chalicelib.local.schedules import LocalSchedules
 from chalicelib.settings import Settings
+
+if TYPE_CHECKING:
+    from chalicelib.local.websockets import LocalWebSockets
 
 __all__ = [
     "EmbeddedAWS",
@@ -41,10 +46,14 @@ class LocalRuntime:
     aws: EmbeddedAWS
     events: LocalEventRuntime
     schedules: LocalSchedules
+    # API Gateway's WebSocket API, when the app has WebSocket handlers.
+    websockets: LocalWebSockets | None = None
 
     def stop(self) -> None:
-        """Stop delivering events and firing schedules; the emulated AWS lives as long as
-        the process."""
+        """Stop serving sockets, delivering events and firing schedules; the emulated AWS
+        lives as long as the process."""
+        if self.websockets is not None:
+            self.websockets.stop()
         self.schedules.stop()
         self.events.stop()
 
@@ -61,4 +70,18 @@ def start_local_runtime(
     events.start()
     schedules = LocalSchedules(app, settings, interval=settings.local_compaction_seconds)
     schedules.start()
-    return LocalRuntime(aws, events, schedules)
+    return LocalRuntime(aws, events, schedules, _serve_websockets(app, settings))
+
+
+def _serve_websockets(app: Chalice, settings: Settings) -> LocalWebSockets | None:
+    """API Gateway's WebSocket API for the app's ``on_ws_*`` handlers, on its own port
+    (Chalice's local server has none); its address is printed, as chalice local prints
+    its own."""
+    if not app.websocket_handlers:
+        return None
+    from chalicelib.local.websockets import LocalWebSockets
+
+    websockets = LocalWebSockets(app, port=settings.local_ws_port, stage=settings.stage)
+    websockets.start()
+    print(f"Serving WebSocket subscriptions on {websockets.url}", file=sys.stderr, flush=True)
+    return websockets

@@ -115,7 +115,10 @@ def _check_definitions(document: DocumentNode, report: Report) -> None:
         elif message := _UNSUPPORTED.get(type(definition)):
             report.add(_at(definition), name, "unsupported-definition", message)
         elif name == "Subscription":
-            message = "subscriptions are not supported"
+            message = (
+                "the Subscription type is generated (onCreateT, onUpdateT, onDeleteT, "
+                "onTaskResult…: docs/subscriptions.md): do not declare it"
+            )
             report.add(_at(definition), name, "subscription-unsupported", message)
         elif name in AWS_SCALARS and not isinstance(definition, ScalarTypeDefinitionNode):
             message = f"{name} is an AWS scalar: declare it as `scalar {name}` or not at all"
@@ -152,7 +155,10 @@ def _check_schema_definition(definition: SchemaDefinitionNode, report: Report) -
     for operation in definition.operation_types:
         kind, name = operation.operation.value, operation.type.name.value
         if kind == "subscription":
-            message = "subscriptions are not supported"
+            message = (
+                "the Subscription type is generated (onCreateT, onUpdateT, onDeleteT, "
+                "onTaskResult…: docs/subscriptions.md): do not declare it"
+            )
             report.add(operation, "schema", "subscription-unsupported", message)
         elif ROOTS[kind] != name:
             message = f"the {kind} type must be named {ROOTS[kind]}"

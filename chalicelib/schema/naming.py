@@ -55,6 +55,22 @@ def task_result_type(task: str) -> str:
     return f"TaskResult{capitalized(task)}"
 
 
+def on_create_field(entity: str) -> str:
+    return f"onCreate{entity}"
+
+
+def on_update_field(entity: str) -> str:
+    return f"onUpdate{entity}"
+
+
+def on_delete_field(entity: str) -> str:
+    return f"onDelete{entity}"
+
+
+def on_task_result_field(task: str) -> str:
+    return f"onTaskResult{capitalized(task)}"
+
+
 # listT pages: the default page size of the SDL and the cap the store applies.
 DEFAULT_LIST_LIMIT = 20
 MAX_LIST_LIMIT = 100

@@ -77,12 +77,13 @@ def public_sdl(model: SchemaModel) -> str:
         blocks.append(_block("type", naming.DELETION_TASK_RESULT, deletion_fields))
     blocks.append(_block("type", "Query", _query_fields(model)))
     blocks.append(_block("type", "Mutation", _mutation_fields(model)))
+    blocks.append(_block("type", "Subscription", _subscription_fields(model)))
     return "\n\n".join(blocks) + "\n"
 
 
 def _entity_types(entity: Entity) -> list[str]:
     name = entity.name
-    optional = [replace(f, type=replace(f.type, non_null=False)) for f in entity.input_fields]
+    optional = _optional(entity.input_fields)
     connection = (f"items: [{name}!]!", "nextToken: String")
     return [
         _block("type", name, _fields(entity.fields)),
@@ -130,6 +131,36 @@ def _mutation_fields(model: SchemaModel) -> list[str]:
         field = naming.trigger_task_field(delete.name)
         lines.append(f"{field}{_arguments(delete.arguments)}: {trigger}")
     return lines
+
+
+def _filter_fields(entity: Entity) -> tuple[Field, ...]:
+    """The fields an entity subscription may filter on: one value each (no lists)."""
+    return tuple(f for f in entity.fields if not f.type.is_list)
+
+
+def _subscription_fields(model: SchemaModel) -> list[str]:
+    """Pushed over WebSocket (docs/subscriptions.md): an entity's changes, filtered by
+    equality on its single-valued fields, and a task's states until it has finished."""
+    lines = []
+    for entity in model.entities:
+        name = entity.name
+        filters = f"({', '.join(_fields(_optional(_filter_fields(entity))))})"
+        lines += [
+            f"{naming.on_create_field(name)}{filters}: {name}",
+            f"{naming.on_update_field(name)}{filters}: {name}",
+            f"{naming.on_delete_field(name)}{filters}: {name}",
+        ]
+    for task in model.query_tasks:
+        result = naming.task_result_type(task.name)
+        lines.append(f"{naming.on_task_result_field(task.name)}(taskId: ID!): {result}!")
+    for delete in model.delete_mutations:
+        result = naming.DELETION_TASK_RESULT
+        lines.append(f"{naming.on_task_result_field(delete.name)}(taskId: ID!): {result}!")
+    return lines
+
+
+def _optional(fields: Iterable[Field]) -> list[Field]:
+    return [replace(f, type=replace(f.type, non_null=False)) for f in fields]
 
 
 def _block(keyword: str, name: str, lines: Iterable[str]) -> str:

@@ -14,7 +14,7 @@ from moto import mock_aws
 from deploy.stage import read_config
 from tests.conftest import ROOT
 from tests.deploy import cloudformation_world  # noqa: F401  registers the types moto skips
-from tests.deploy.path_b_world import ACCOUNT, REGION, STAGE
+from tests.deploy.path_b_world import ACCOUNT, REGION, STAGE, WebSocketStages
 
 
 @pytest.fixture
@@ -38,3 +38,9 @@ def config_file(tmp_path: Path) -> Path:
     path.parent.mkdir()
     path.write_text(json.dumps(config))
     return path
+
+
+@pytest.fixture(autouse=True)
+def websocket_stages(monkeypatch: pytest.MonkeyPatch) -> WebSocketStages:
+    """What ``finish`` sets on the WebSocket API's stage (moto has no UpdateStage)."""
+    return WebSocketStages(monkeypatch)

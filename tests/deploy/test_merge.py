@@ -222,7 +222,11 @@ FUNCTIONS = (
     "OnCascadeMessage",
     "OnDeletionMessage",
     "CompactLake",
+    "WebsocketConnect",
+    "WebsocketMessage",
+    "WebsocketDisconnect",
 )
+WS_API_ID = "${WebsocketAPI}"
 
 
 def allowed(template: dict[str, Any], function: str) -> dict[str, list[Any]]:
@@ -292,7 +296,133 @@ def test_only_the_tracker_may_send_to_its_failure_queue(packaged: dict[str, Any]
         "OnDeletionMessage": [],
         "OnAthenaStateChange": ["sqs:SendMessage"],
         "CompactLake": [],
+        "WebsocketConnect": [],
+        "WebsocketMessage": [],
+        "WebsocketDisconnect": [],
     }
+
+
+def _connections(method: str) -> dict[str, str]:
+    return {
+        "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
+        f"{WS_API_ID}/api/{method}/@connections/*"
+    }
+
+
+def test_only_the_pushing_functions_manage_connections_of_the_websocket_api_alone(
+    packaged: dict[str, Any],
+) -> None:
+    managing = {
+        function: allowed(packaged, function).get("execute-api:ManageConnections", [])
+        for function in (*FUNCTIONS, "OnAthenaStateChange")
+    }
+
+    posting = [_connections("POST")]
+    assert managing == {
+        "APIHandler": [],
+        "OnTableChange": posting,
+        "OnCascadeMessage": [],
+        "OnDeletionMessage": posting,
+        "OnAthenaStateChange": posting,
+        "CompactLake": [],
+        "WebsocketConnect": [],
+        # Only the message function closes a connection (a protocol error, a bad token).
+        "WebsocketMessage": [*posting, _connections("DELETE")],
+        "WebsocketDisconnect": [],
+    }
+
+
+def test_the_websocket_functions_touch_only_connection_items_but_the_message_one(
+    packaged: dict[str, Any],
+) -> None:
+    """$connect records the connection, $disconnect removes it and its subscriptions:
+    both only under ``wsConnection#`` (dynamodb:LeadingKeys)."""
+    for function, expected in (
+        ("WebsocketConnect", ["dynamodb:PutItem"]),
+        ("WebsocketDisconnect", ["dynamodb:DeleteItem", "dynamodb:Query"]),
+    ):
+        role = packaged["Resources"][f"{function}Role"]["Properties"]["Policies"][0]
+        (logs, items) = role["PolicyDocument"]["Statement"]
+        assert logs["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
+        assert items["Action"] == expected
+        assert items["Resource"] == [{"Fn::GetAtt": ["Table", "Arn"]}]
+        assert items["Condition"] == {
+            "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["wsConnection#*"]}
+        }
+    # Queries and mutations travel over the socket too: the message function may do what
+    # the API function does.
+    message, api = allowed(packaged, "WebsocketMessage"), allowed(packaged, "APIHandler")
+    assert set(api) < set(message)
+
+
+def test_the_websocket_api_is_named_logged_and_throttled(packaged: dict[str, Any]) -> None:
+    resources = packaged["Resources"]
+
+    api = resources["WebsocketAPI"]["Properties"]
+    assert api["Name"] == "ocg-shop-dev-ws" and api["ProtocolType"] == "WEBSOCKET"
+    stage = resources["WebsocketAPIStage"]
+    assert stage["Properties"]["StageName"] == "api"
+    setting = stage["Properties"]["AccessLogSettings"]
+    assert setting["DestinationArn"] == {"Fn::GetAtt": ["WebSocketAccessLogs", "Arn"]}
+    assert json.loads(setting["Format"])["connectionId"] == "$context.connectionId"
+    logs = resources["WebSocketAccessLogs"]
+    assert logs["Properties"]["RetentionInDays"] == 30
+    assert logs["DeletionPolicy"] == "Delete"
+    assert stage["Properties"]["DefaultRouteSettings"] == {
+        "ThrottlingRateLimit": 100,
+        "ThrottlingBurstLimit": 200,
+    }
+    assert "ApiGatewayAccount" in stage["DependsOn"]
+    routes = {
+        r["Properties"]["RouteKey"]
+        for r in resources.values()
+        if r["Type"] == "AWS::ApiGatewayV2::Route"
+    }
+    assert routes == {"$connect", "$default", "$disconnect"}
+
+
+def test_the_pushing_functions_get_the_management_api_endpoint(
+    packaged: dict[str, Any],
+) -> None:
+    endpoint = {
+        "Fn::Sub": f"https://{WS_API_ID}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/api"
+    }
+
+    given = {
+        function: packaged["Resources"][function]["Properties"]["Environment"]["Variables"].get(
+            "OCG_WEBSOCKET_ENDPOINT"
+        )
+        for function in (*FUNCTIONS, "OnAthenaStateChange")
+    }
+
+    pushing = {"OnTableChange", "OnAthenaStateChange", "OnDeletionMessage", "WebsocketMessage"}
+    assert {function for function, value in given.items() if value is not None} == pushing
+    assert all(given[function] == endpoint for function in pushing)
+    assert packaged["Outputs"]["WebSocketUrl"] == {
+        "Value": {
+            "Fn::Sub": f"wss://{WS_API_ID}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/api"
+        }
+    }
+
+
+def test_the_websocket_functions_have_alarms_like_the_others(packaged: dict[str, Any]) -> None:
+    alarms = {
+        r["Properties"]["AlarmName"]: r["Properties"]
+        for r in packaged["Resources"].values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+    }
+
+    for function, handler in (
+        ("WebsocketConnect", "websocket_connect"),
+        ("WebsocketMessage", "websocket_message"),
+        ("WebsocketDisconnect", "websocket_disconnect"),
+    ):
+        for metric in ("Errors", "Throttles"):
+            alarm = alarms[f"ocg-shop-dev-{function}-{metric}"]
+            assert alarm["MetricName"] == metric
+            assert alarm["Dimensions"] == [
+                {"Name": "FunctionName", "Value": f"ocg-shop-dev-{handler}"}
+            ]
 
 
 def test_functions_and_their_log_groups_are_named_as_chalice_deploy_names_them(
@@ -311,6 +441,10 @@ def test_functions_and_their_log_groups_are_named_as_chalice_deploy_names_them(
         # The group Lambda writes to exists, with the stage's retention.
         assert groups[f"/aws/lambda/{name}"]["RetentionInDays"] == 30
     assert "/aws/apigateway/ocg-shop-dev-access" in groups
+    assert "/aws/apigateway/ocg-shop-dev-ws-access" in groups
+    assert translated["WebsocketMessage"]["Properties"]["FunctionName"] == (
+        "ocg-shop-dev-websocket_message"
+    )
 
 
 def test_the_api_function_ends_before_api_gateway_gives_up(packaged: dict[str, Any]) -> None:

@@ -39,7 +39,14 @@ from deploy.stack import (
 from deploy.stage import read_config, stage_environment, stage_settings
 from tests.conftest import ROOT
 from tests.deploy import cloudformation_world
-from tests.deploy.path_b_world import ACCOUNT, FUNCTIONS, LAYER, STAGE, chalice_deploy
+from tests.deploy.path_b_world import (
+    ACCOUNT,
+    FUNCTIONS,
+    LAYER,
+    STAGE,
+    WebSocketStages,
+    chalice_deploy,
+)
 
 
 def test_prepare_creates_the_stack_and_points_the_stage_at_it(
@@ -580,3 +587,82 @@ def test_finish_on_a_cognito_stage_throttles_the_stage_and_makes_no_key(
     throttle = stage["methodSettings"]["*/*"]
     assert (throttle["throttlingRateLimit"], throttle["throttlingBurstLimit"]) == (50.0, 100)
     assert stage["tracingEnabled"] is True
+
+
+PUSHING = ("websocket_message", "on_table_change", "on_athena_state_change", "on_deletion_message")
+
+
+def test_finish_gives_the_pushing_functions_the_websocket_endpoint_and_its_grant(
+    session: Any, config_file: Path, websocket_stages: WebSocketStages
+) -> None:
+    prepared = prepare_stage(session, STAGE, config_file=config_file, stream_layer=LAYER)
+    # Before chalice deploy made the WebSocket API, no role may manage its connections.
+    template = session.client("cloudformation").get_template(StackName=prepared.stack)
+    assert "execute-api" not in json.dumps(template["TemplateBody"])
+    chalice_deploy(session, config_file)
+    (ws_api,) = session.client("apigatewayv2").get_apis()["Items"]
+
+    finished = finish_stage(session, STAGE, config_file=config_file)
+
+    endpoint = f"https://{ws_api['ApiId']}.execute-api.us-east-1.amazonaws.com/api"
+    assert finished.websocket is not None and finished.websocket.api_id == ws_api["ApiId"]
+    functions = session.client("lambda")
+    for handler in ("compact_lake", "websocket_connect", *PUSHING):
+        name = f"ocg-shop-{STAGE}-{handler}"
+        variables = (
+            functions.get_function_configuration(FunctionName=name)
+            .get("Environment", {})
+            .get("Variables", {})
+        )
+        assert (variables.get("OCG_WEBSOCKET_ENDPOINT") == endpoint) == (handler in PUSHING)
+        if handler == "websocket_message":  # its other variables are kept
+            assert variables["OCG_STAGE"] == STAGE
+    assert sorted(finished.pushing) == sorted(f"ocg-shop-{STAGE}-{h}" for h in PUSHING)
+    # The next chalice deploy keeps it: it is in those functions' config.
+    stage = read_config(config_file)["stages"][STAGE]
+    for handler, function in stage["lambda_functions"].items():
+        given = function.get("environment_variables", {}).get("OCG_WEBSOCKET_ENDPOINT")
+        assert given == (endpoint if handler in PUSHING else None)
+    # The API is named as path (a) names it; its stage logs and is throttled.
+    assert session.client("apigatewayv2").get_api(ApiId=ws_api["ApiId"])["Name"] == (
+        "ocg-shop-dev-ws"
+    )
+    (update,) = websocket_stages.updates
+    assert update["ApiId"] == ws_api["ApiId"] and update["StageName"] == "api"
+    logs = update["AccessLogSettings"]
+    outputs = {
+        o["OutputKey"]: o["OutputValue"]
+        for o in session.client("cloudformation").describe_stacks(StackName=prepared.stack)[
+            "Stacks"
+        ][0]["Outputs"]
+    }
+    assert logs["DestinationArn"] == outputs["WebSocketAccessLogsArn"]
+    assert json.loads(logs["Format"])["routeKey"] == "$context.routeKey"
+    assert update["DefaultRouteSettings"] == {
+        "ThrottlingRateLimit": 100,
+        "ThrottlingBurstLimit": 200,
+    }
+    # The pushing functions' roles now post to this API's connections only.
+    template = session.client("cloudformation").get_template(StackName=prepared.stack)
+    roles = template["TemplateBody"]["Resources"]
+    connections = (
+        "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
+        f"{ws_api['ApiId']}/api/POST/@connections/*"
+    )
+    for role in ("OnTableChangeRole", "OnAthenaStateChangeRole", "WebsocketMessageRole"):
+        statements = roles[role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        (grant,) = [
+            s
+            for s in statements
+            if s["Action"] == ["execute-api:ManageConnections"]
+            and s["Resource"] == [{"Fn::Sub": connections}]
+        ]
+        assert grant["Effect"] == "Allow"
+    # prepare keeps the grant and the endpoint from then on.
+    prepare_stage(session, STAGE, config_file=config_file, stream_layer=LAYER)
+    again = session.client("cloudformation").get_template(StackName=prepared.stack)
+    assert connections in json.dumps(again["TemplateBody"])
+    stage = read_config(config_file)["stages"][STAGE]
+    assert stage["lambda_functions"]["on_table_change"]["environment_variables"] == {
+        "OCG_WEBSOCKET_ENDPOINT": endpoint
+    }

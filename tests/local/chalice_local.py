@@ -35,10 +35,11 @@ class ChaliceLocal:
     def __init__(self, local_dir: Path, log: Path) -> None:
         self.local_dir, self.log = local_dir, log
         self.port = free_port()
+        self.ws_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {**os.environ, "OCG_LOCAL_DIR": str(self.local_dir)}
+        env = {**os.environ, "OCG_LOCAL_DIR": str(self.local_dir), "WS_PORT": str(self.ws_port)}
         for name in ("OCG_MODE", "OCG_SCHEMA_FILE", "OCG_PROJECT"):
             env.pop(name, None)  # the stage's own settings, as `make run` gets them
         command = [str(Path(sys.executable).parent / "chalice"), "local", "--stage", "local"]
@@ -65,6 +66,10 @@ class ChaliceLocal:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/graphql"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.ws_port}/"
 
     def graphql(self, query: str) -> dict[str, Any]:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=REQUEST_TIMEOUT)
