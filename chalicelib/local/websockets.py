@@ -474,13 +474,21 @@ class LocalConnections:
             self._server.management.post_to_connection(
                 ConnectionId=connection_id, Data=json.dumps(message)
             )
-        except ClientError:
-            return False
+        except ClientError as error:
+            if _is_gone(error):
+                return False
+            raise
         return True
 
     def close(self, connection_id: str, code: int, reason: str) -> None:
         try:
             _, socket = self._server.open_socket(connection_id, "DeleteConnection")
-        except ClientError:
-            return
+        except ClientError as error:
+            if _is_gone(error):
+                return
+            raise
         socket.close(code, reason)
+
+
+def _is_gone(error: ClientError) -> bool:
+    return bool(error.response.get("Error", {}).get("Code") == "GoneException")
