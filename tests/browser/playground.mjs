@@ -8,7 +8,7 @@
 // (127.0.0.1:9) and resolves to nothing, and a route aborts any request the page still
 // makes elsewhere. What the page asked for is printed (one JSON object) for the test to
 // check, along with the result and any console error.
-import { chromium } from 'playwright-core';
+import { TIMEOUT, isLocal, launchOffline } from './offline.mjs';
 
 const [pageUrl, screenshot, userDataDir, executablePath = '/usr/bin/chromium'] =
   process.argv.slice(2);
@@ -19,34 +19,8 @@ if (!pageUrl || !screenshot || !userDataDir) {
 
 const QUERY = '{ __typename }';
 const HEADER = { name: 'x-playground-check', value: 'offline' };
-const TIMEOUT = 30_000;
 
-const LOOPBACK = new Set(['127.0.0.1']);
-const isLocal = (url) =>
-  url.startsWith('data:') || url.startsWith('blob:') || url === 'about:blank' ||
-  LOOPBACK.has(new URL(url).hostname);
-
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath,
-  headless: true,
-  chromiumSandbox: false,
-  viewport: { width: 1400, height: 850 },
-  timeout: TIMEOUT,
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    // No network but loopback: a dead proxy for everything else, and no name resolves.
-    '--proxy-server=http://127.0.0.1:9',
-    '--proxy-bypass-list=127.0.0.1',
-    '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-  ],
-});
+const context = await launchOffline(userDataDir, executablePath);
 
 const report = {
   requests: [],
