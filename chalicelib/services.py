@@ -151,7 +151,7 @@ class Services:
 
             connections = LocalConnections(self.local_runtime.websockets)
         else:
-            connections = ManagementConnections(self._management_client())
+            connections = ManagementConnections(self.client("apigatewaymanagementapi"))
         return SubscriptionHub(
             self,
             lambda: self.graphql_endpoint,
@@ -160,13 +160,6 @@ class Services:
             self.authenticate,
             self.model,
             publishing=self.settings.is_local or bool(self.settings.websocket_endpoint),
-        )
-
-    def _management_client(self) -> Any:
-        import boto3
-
-        return boto3.session.Session(region_name=self.settings.region).client(
-            "apigatewaymanagementapi", endpoint_url=self.settings.websocket_endpoint or None
         )
 
     @cached_property
@@ -316,7 +309,8 @@ def _sql_checked_here(settings: Settings) -> bool:
 
 
 def _aws_clients(settings: Settings) -> ClientFactory:
-    """boto3 clients of the function's region, the session made on first use (~10 ms)."""
+    """boto3 clients of the function's region, the session made on first use (~10 ms).
+    The Management API's client posts to the stage's own WebSocket API."""
 
     @cache
     def session() -> Any:
@@ -331,6 +325,10 @@ def _aws_clients(settings: Settings) -> ClientFactory:
 
         # The stream handler writes a batch's files concurrently: a connection per worker.
         config = Config(max_pool_connections=DEFAULT_MAX_WORKERS)
+        if service_name == "apigatewaymanagementapi":
+            return session().client(
+                service_name, config=config, endpoint_url=settings.websocket_endpoint or None
+            )
         return session().client(service_name, config=config)
 
     return client

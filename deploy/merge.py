@@ -20,7 +20,7 @@ ids reach the functions' environment through the package's markers (``deploy.pac
 The WebSocket API of GraphQL subscriptions, which Chalice creates, gets its name, an
 access log and a throttle on its stage; the functions that push to its clients get its
 Management API endpoint (``OCG_WEBSOCKET_ENDPOINT``) and a grant on its connections
-only, and the stack its ``wss://`` URL as the output ``WebSocketUrl``.
+only; its ``wss://`` URL is Chalice's output ``WebsocketConnectEndpointURL``.
 """
 
 from __future__ import annotations
@@ -82,7 +82,6 @@ PYARROW_LAYER = "PyarrowLayer"
 # Chalice's WebSocket API stage in its template.
 WEBSOCKET_STAGE = "WebsocketAPIStage"
 WEBSOCKET_ENDPOINT_VARIABLE = "OCG_WEBSOCKET_ENDPOINT"
-WEBSOCKET_URL_OUTPUT = "WebSocketUrl"
 
 
 def merge_template(
@@ -163,10 +162,7 @@ def merge_template(
         }
     if app.websocket_handlers:
         resources.update(_websocket(settings, options, api_stage))
-        template["Outputs"][WEBSOCKET_URL_OUTPUT] = {
-            "Value": {"Fn::Sub": _websocket_address("wss", api_stage)}
-        }
-        endpoint = {"Fn::Sub": _websocket_address("https", api_stage)}
+        endpoint = {"Fn::Sub": _management_endpoint(api_stage)}
         for function in PUSHING_FUNCTIONS:
             properties = resources[function]["Properties"]
             variables = properties.setdefault("Environment", {}).setdefault("Variables", {})
@@ -198,10 +194,12 @@ def merge_template(
     return template
 
 
-def _websocket_address(scheme: str, api_stage: str) -> str:
-    """The WebSocket API's stage address (``Fn::Sub`` text): ``wss`` for clients,
-    ``https`` for the Management API (``deploy.resources.websocket_endpoint``)."""
-    return f"{scheme}://${{{WEBSOCKET_API}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/{api_stage}"
+def _management_endpoint(api_stage: str) -> str:
+    """The Management API of the WebSocket API's stage (``Fn::Sub`` text), as
+    ``deploy.resources.websocket_endpoint`` gives it on path b."""
+    return (
+        f"https://${{{WEBSOCKET_API}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/{api_stage}"
+    )
 
 
 def _websocket(settings: Settings, options: StageOptions, api_stage: str) -> dict[str, Any]:

@@ -66,6 +66,7 @@ def _drive(
     driver: Path = DRIVER,
     arguments: tuple[str, ...] = (),
     prefix: str = "",
+    environment: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], Path]:
     """Runs ``driver`` on the page at ``url`` (``arguments`` after it) and returns its
     report and the screenshot (``out/browser/<prefix><last path segment>.png``)."""
@@ -80,6 +81,7 @@ def _drive(
         text=True,
         timeout=DRIVER_TIMEOUT,
         check=False,
+        env={**os.environ, **(environment or {})},
     )
     lines = done.stdout.strip().splitlines()
     assert lines, f"the driver printed nothing (exit {done.returncode}):\n{done.stderr}"
@@ -122,15 +124,18 @@ def test_the_playground_runs_a_query_typed_in_graphiql_with_no_network(
     assert screenshot.stat().st_size > 10_000
 
 
-@pytest.mark.parametrize("path", ["/graphql", "/playground"])
+@pytest.mark.parametrize(("path", "signed_in"), [("/graphql", True), ("/playground", False)])
 def test_the_playground_runs_a_subscription_over_the_local_websocket_with_no_network(
     path: str,
+    signed_in: bool,
     node: str,
     make_run: ChaliceLocal,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     origin = make_run.url.removesuffix("/graphql")
+    # A signed-in user's header, as the README says to make one for make run.
+    authorization = f"Bearer {make_run.token('alice')}" if signed_in else None
     report, screenshot = _drive(
         node,
         origin + path,
@@ -138,6 +143,7 @@ def test_the_playground_runs_a_subscription_over_the_local_websocket_with_no_net
         driver=SUBSCRIPTION_DRIVER,
         arguments=(make_run.url,),
         prefix="subscription-",
+        environment={"PLAYGROUND_AUTHORIZATION": authorization} if authorization else {},
     )
     with capsys.disabled():
         print(f"\nplayground subscription screenshot: {screenshot}")
@@ -147,6 +153,12 @@ def test_the_playground_runs_a_subscription_over_the_local_websocket_with_no_net
     assert report["websockets"] == [make_run.ws_url], report["websockets"]
     assert make_run.ws_url.startswith("ws://127.0.0.1:")
     assert any('"subscribe"' in frame for frame in report["websocketFrames"]["sent"]), report
+    # The header editor's Authorization signs the socket in (connection_init's payload).
+    init = json.loads(report["websocketFrames"]["sent"][0])
+    assert init == {
+        "type": "connection_init",
+        "payload": {"Authorization": authorization} if signed_in else {},
+    }
 
     # Nothing left the machine: the page, its operations and the mutation, all loopback.
     assert report["offMachine"] == []

@@ -2,7 +2,9 @@
 // a person would: `subscription { onCreateBrand { name } }` typed into GraphiQL's editor,
 // the run button, then a brand created through the API from the page itself (a fetch, as
 // another client would), and the event read from the result pane, where GraphiQL shows a
-// subscription's latest payload. For tests/test_playground_browser.py.
+// subscription's latest payload. With PLAYGROUND_AUTHORIZATION set, that value is first
+// typed into GraphiQL's header editor as the Authorization header, as a signed-in user
+// does. For tests/test_playground_browser.py.
 //
 //   node subscription.mjs <page url> <graphql url> <screenshot.png> <fresh user-data-dir> [chromium]
 //
@@ -26,6 +28,7 @@ const SUBSCRIPTION = 'subscription { onCreateBrand { name } }';
 const MUTATION = 'mutation { createBrand(input: {name: "Acme"}) { id } }';
 const EXPECTED = '"Acme"';
 const SETTLE_MS = 1_000; // for the subscription to be registered before the event
+const AUTHORIZATION = process.env.PLAYGROUND_AUTHORIZATION;
 
 const context = await launchOffline(userDataDir, executablePath);
 
@@ -78,6 +81,18 @@ try {
   });
   const queryEditor = page.locator('.graphiql-query-editor .CodeMirror');
   await queryEditor.waitFor({ state: 'visible' });
+
+  if (AUTHORIZATION) {
+    await page.locator('button[data-name="headers"]').click();
+    const headerEditor = page.locator(
+      '.graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirror',
+    );
+    await headerEditor.waitFor({ state: 'visible' });
+    await headerEditor.evaluate(
+      (element, value) => element.CodeMirror.setValue(JSON.stringify({ Authorization: value })),
+      AUTHORIZATION,
+    );
+  }
 
   // The subscription, typed into the query editor, then run with the run button.
   await queryEditor.click();

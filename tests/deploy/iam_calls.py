@@ -5,9 +5,10 @@ call it makes (service, operation, parameters). :func:`iam_calls` turns one call
 IAM action(s) AWS checks for it and the resource each one touches, named as
 :class:`deploy.policies.Target` names it: the table or the index a Query names, lake
 objects of each layer (``tables/``, ``compacted/``, ``deleted/``), results under the
-output prefix, a queue, the workgroup. For the table it also keeps the partition keys
-the call touches, which ``dynamodb:LeadingKeys`` conditions on, and for a listing of the
-lake bucket the prefix listed, which ``s3:prefix`` conditions on. Anything it cannot
+output prefix, a queue, the workgroup, the WebSocket API's POST or DELETE of a
+connection. For the table it also keeps the partition keys the call touches, which
+``dynamodb:LeadingKeys`` conditions on, and for a listing of the lake bucket the prefix
+listed, which ``s3:prefix`` conditions on. Anything it cannot
 place is named as it is, so it never matches a grant by accident.
 
 :func:`problems` compares what a function called with what its role's needs grant, and
@@ -26,6 +27,7 @@ from chalicelib import keys
 from chalicelib.settings import Settings
 from deploy.policies import (
     LAYER_OBJECTS,
+    MANAGE_CONNECTIONS,
     TASK_KEYS,
     Caller,
     Need,
@@ -59,6 +61,9 @@ _TRANSACT_ACTIONS = {
     "Get": "dynamodb:GetItem",
 }
 _ITEM_OPERATIONS = ("GetItem", "PutItem", "UpdateItem", "DeleteItem")
+# The Management API is authorised as execute-api:ManageConnections on the method and
+# path of the call (@connections/<id>); a GET of a connection is granted to nobody.
+_CONNECTION_METHODS = {"PostToConnection": Target.WS_POST, "DeleteConnection": Target.WS_DELETE}
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,8 @@ def iam_calls(
         return [Call(_SQS_ACTIONS.get(operation, f"sqs:{operation}"), queue)]
     if service == "athena":
         return [Call(f"athena:{operation}", _workgroup(settings, operation, params, recorder))]
+    if service == "apigatewaymanagementapi" and operation in _CONNECTION_METHODS:
+        return [Call(MANAGE_CONNECTIONS, _CONNECTION_METHODS[operation])]
     return [Call(f"{service}:{operation}", f"{service} {json.dumps(params, default=str)}")]
 
 

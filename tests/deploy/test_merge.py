@@ -398,9 +398,13 @@ def test_the_pushing_functions_get_the_management_api_endpoint(
     pushing = {"OnTableChange", "OnAthenaStateChange", "OnDeletionMessage", "WebsocketMessage"}
     assert {function for function, value in given.items() if value is not None} == pushing
     assert all(given[function] == endpoint for function in pushing)
-    assert packaged["Outputs"]["WebSocketUrl"] == {
-        "Value": {
-            "Fn::Sub": f"wss://{WS_API_ID}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/api"
+    # One address for clients: Chalice's output.
+    urls = {name: value for name, value in packaged["Outputs"].items() if "wss://" in str(value)}
+    assert urls == {
+        "WebsocketConnectEndpointURL": {
+            "Value": {
+                "Fn::Sub": f"wss://{WS_API_ID}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/api/"
+            }
         }
     }
 

@@ -9,7 +9,11 @@ triggers with a poll of a running query and the read of a finished one, deletion
 triggers; the stream's inserts, updates and removals of entities and join rows; the
 cascade and deletion listeners, each also finding a relation whose row item is gone;
 the tracker's finished, failed, running and unrecorded queries; the lake's compaction,
-once over live files and tombstones alone and once over partitions compacted before.
+once over live files and tombstones alone and once over partitions compacted before;
+GraphQL subscriptions: clients connecting, signing in, subscribing to entity changes and
+tasks, breaking the protocol, disconnecting, the API's scenario again over a socket, and
+every push (the stream's, the tracker's, the deletion listener's), each also finding a
+client that dropped without a word.
 
 The test then holds each function's calls against its needs in
 ``deploy.policies.FUNCTION_NEEDS``: an action granted and never called, a call not
@@ -27,12 +31,15 @@ import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from itertools import count
 from types import ModuleType
 from typing import Any
+from urllib.parse import unquote
 
 import boto3
 import pytest
 import requests
+from botocore.awsrequest import AWSResponse
 from botocore.client import BaseClient
 from chalice.app import CloudWatchEventConfig, DynamoDBEventConfig, SQSEventConfig
 from chalice.test import Client
@@ -46,13 +53,12 @@ from chalicelib.settings import Settings, load_settings
 from chalicelib.table import table_definition
 from chalicelib.tasks.service import TaskNotRecorded
 from deploy.event_sources import stream_settings, tracker_invoke_settings
-from deploy.names import API_FUNCTION, function_names, log_group_name
+from deploy.names import API_FUNCTION, WEBSOCKET_ROUTES, function_names, log_group_name
 from deploy.options import StageOptions
 from deploy.policies import (
     CASCADE_FUNCTION,
     COMPACTED_KEYS,
     COMPACTION_FUNCTION,
-    DATA_NEEDS,
     DELETED_KEYS,
     DELETION_FUNCTION,
     FUNCTION_NEEDS,
@@ -64,6 +70,9 @@ from deploy.policies import (
     TASK_KEYS,
     TRACKER_FUNCTION,
     WEBSOCKET_FUNCTIONS,
+    WS_CONNECT_FUNCTION,
+    WS_DISCONNECT_FUNCTION,
+    WS_MESSAGE_FUNCTION,
     Caller,
     Need,
     Target,
@@ -77,13 +86,20 @@ from tests.deploy.iam_calls import Call, Recorder, iam_calls, need_grants, probl
 
 EVENTS = ROOT / "tests" / "events"
 REGION, ACCOUNT, STAGE = "us-east-1", "123456789012", "dev"
-# The functions whose every code path this world runs, with the needs those paths make.
-# Not yet exercised against moto: the WebSocket functions and the pushes to subscribers
-# (the world's functions have no OCG_WEBSOCKET_ENDPOINT, so they publish nothing); their
-# grants (FUNCTION_NEEDS beyond DATA_NEEDS) are checked as rendered only, below and in
-# test_merge.py.
-EXERCISED = tuple(f for f in FUNCTIONS if f not in WEBSOCKET_FUNCTIONS)
+# The stage's WebSocket API, as the deployment gives it to the functions.
+WS_API, WS_STAGE = "a1b2c3d4e5", "api"
+WS_ENDPOINT = f"https://{WS_API}.execute-api.{REGION}.amazonaws.com/{WS_STAGE}"
 ADD_FAVORITE = "mutation ($u: ID!, $p: ID!) { addFavorite(userId: $u, productId: $p) }"
+USERS_CREATED = "subscription { onCreateUser { id name } }"
+USERS_BY_CITY = (
+    "subscription ($id: ID!) { onTaskResultUsersByCity(taskId: $id) { taskStatus result { id } } }"
+)
+PRODUCT_DELETION = (
+    "subscription ($id: ID!) { onTaskResultRemoveFavoritesOfProduct(taskId: $id) { taskStatus } }"
+)
+BRAND_DELETION = (
+    "subscription ($id: ID!) { onTaskResultRemoveFavoritesOfBrand(taskId: $id) { taskStatus } }"
+)
 
 
 @dataclass
@@ -125,8 +141,25 @@ def _own(client: Any) -> Any:
     return client
 
 
+class GraphQLClient:
+    """Sends GraphQL requests: over HTTP to the API, or over a socket."""
+
+    def graphql(self, query: str, **variables: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def data(self, query: str, **variables: Any) -> Any:
+        result = self.graphql(query, **variables)
+        assert "errors" not in result, result["errors"]
+        return result["data"]
+
+    def refused(self, query: str, **variables: Any) -> list[str]:
+        result = self.graphql(query, **variables)
+        assert result.get("errors"), result
+        return [error["message"] for error in result["errors"]]
+
+
 @dataclass
-class Function:
+class Function(GraphQLClient):
     """One function, as Lambda runs it: the app imported on its own, its calls recorded."""
 
     logical_id: str
@@ -147,19 +180,95 @@ class Function:
         result: dict[str, Any] = json.loads(response.body)
         return result
 
-    def data(self, query: str, **variables: Any) -> Any:
-        result = self.graphql(query, **variables)
-        assert "errors" not in result, result["errors"]
-        return result["data"]
-
-    def refused(self, query: str, **variables: Any) -> list[str]:
-        result = self.graphql(query, **variables)
-        assert result.get("errors"), result
-        return [error["message"] for error in result["errors"]]
-
     def invoke(self, event: dict[str, Any]) -> Any:
         with self.activity.running(self.logical_id):
+            if self.logical_id in WEBSOCKET_FUNCTIONS:
+                # Lambda calls the decorated function app.py declares for the route.
+                (config,) = [
+                    c
+                    for c in self.module.app.websocket_handlers.values()
+                    if WEBSOCKET_ROUTES.get(c.route_key_handled, WS_MESSAGE_FUNCTION)
+                    == self.logical_id
+                ]
+                handler = getattr(self.module, config.handler_string.rpartition(".")[2])
+                return handler(event, None)
             return self.client.lambda_.invoke(self.handler, event).payload
+
+
+@dataclass
+class ManagementApi:
+    """What API Gateway's Management API does with the functions' posts, beyond moto: it
+    keeps each client's messages, and answers a post to a client that dropped (its
+    ``$disconnect`` not delivered yet) with 410 GoneException, as API Gateway does. Moto's
+    Management API takes any post, to any connection."""
+
+    received: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    dropped: set[str] = field(default_factory=set)
+
+    def attach(self, client: Any) -> None:
+        client.meta.events.register(
+            "before-call.apigatewaymanagementapi.PostToConnection", self._post
+        )
+
+    def _post(self, params: dict[str, Any], **_: Any) -> Any:
+        connection_id = unquote(params["url_path"].rpartition("/")[2])
+        if connection_id in self.dropped:
+            gone = {"Error": {"Code": "GoneException", "Message": ""}}
+            return AWSResponse(params["url"], 410, {}, None), gone
+        self.received.setdefault(connection_id, []).append(json.loads(params["body"]))
+        return None
+
+
+@dataclass
+class Socket(GraphQLClient):
+    """A client of the stage's WebSocket API: API Gateway's events for it, given to the
+    WebSocket functions, and what they posted to it."""
+
+    world: World
+    connection_id: str
+    operations: Iterator[int] = field(default_factory=lambda: count(1))
+
+    def _event(self, name: str, **changes: Any) -> dict[str, Any]:
+        event: dict[str, Any] = json.loads((EVENTS / f"websocket_{name}.json").read_text())
+        event["requestContext"].update(connectionId=self.connection_id, apiId=WS_API)
+        return {**event, **changes}
+
+    def connect(self) -> None:
+        answer = self.world.functions[WS_CONNECT_FUNCTION].invoke(self._event("connect"))
+        assert answer["statusCode"] == 200, answer
+        self.send({"type": "connection_init", "payload": {}})
+        assert self.received[-1] == {"type": "connection_ack"}
+
+    def send(self, message: dict[str, Any] | str) -> None:
+        body = message if isinstance(message, str) else json.dumps(message)
+        self.world.functions[WS_MESSAGE_FUNCTION].invoke(self._event("message", body=body))
+
+    def subscribe(self, subscription_id: str, query: str, **variables: Any) -> None:
+        payload = {"query": query, "variables": variables}
+        self.send({"id": subscription_id, "type": "subscribe", "payload": payload})
+
+    def disconnect(self) -> None:
+        self.world.functions[WS_DISCONNECT_FUNCTION].invoke(self._event("disconnect"))
+
+    def drop(self) -> None:
+        """Gone without a word: API Gateway will deliver its $disconnect later."""
+        self.world.management.dropped.add(self.connection_id)
+
+    @property
+    def received(self) -> list[dict[str, Any]]:
+        return self.world.management.received.get(self.connection_id, [])
+
+    def messages(self, subscription_id: str) -> list[dict[str, Any]]:
+        return [m for m in self.received if m.get("id") == subscription_id]
+
+    def graphql(self, query: str, **variables: Any) -> dict[str, Any]:
+        """A query or mutation over the socket: one ``next``, then ``complete``."""
+        operation = str(next(self.operations))
+        self.subscribe(operation, query, **variables)
+        answer, complete = self.messages(operation)
+        assert (answer["type"], complete["type"]) == ("next", "complete"), answer
+        result: dict[str, Any] = answer["payload"]
+        return result
 
 
 @dataclass
@@ -171,6 +280,8 @@ class World:
     streams: Any
     sqs: Any
     athena: Any
+    management: ManagementApi
+    sockets: dict[str, Socket] = field(default_factory=dict)
     stream_checkpoints: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -179,6 +290,12 @@ class World:
 
     def calls(self, function: str) -> list[Call]:
         return self.functions[function].calls
+
+    def socket(self, name: str) -> Socket:
+        """A new client, connected and signed in."""
+        self.sockets[name] = Socket(self, name)
+        self.sockets[name].connect()
+        return self.sockets[name]
 
     def stream_event(self) -> dict[str, Any]:
         """Every stream record not delivered yet, as Lambda delivers them."""
@@ -289,7 +406,11 @@ def _provision(settings: Settings) -> None:
 
 
 def _load_function(
-    logical_id: str, settings: Settings, athena: Any, activity: Activity
+    logical_id: str,
+    settings: Settings,
+    athena: Any,
+    activity: Activity,
+    management: ManagementApi,
 ) -> Function:
     """Import ``app.py`` afresh, as a Lambda function's process does, and record every
     call its clients make."""
@@ -311,15 +432,16 @@ def _load_function(
     def recorded_client(service_name: str) -> Any:
         client = clients(service_name)
         recorder.attach(client)
+        if service_name == "apigatewaymanagementapi":
+            management.attach(client)
         return _own(client)
 
     services.client = functools.cache(recorded_client)
     return function
 
 
-def _run_api(world: World) -> dict[str, str]:
+def _run_api(api: GraphQLClient) -> dict[str, str]:
     """Every API code path; the ids the other functions' scenarios need."""
-    api = world.api
     create = "mutation ($input: Create{0}Input!) {{ create{0}(input: $input) {{ id }} }}"
     brand = api.data(create.format("Brand"), input={"name": "Acme"})["createBrand"]["id"]
     users = [
@@ -360,6 +482,21 @@ def _run_api(world: World) -> dict[str, str]:
     return {"brand": brand, "ann": ann, "bob": bob, "anvil": anvil, "axe": axe}
 
 
+def _run_socket_protocol(world: World) -> None:
+    """The protocol's other paths: a subscription completed by its client, a client that
+    breaks the protocol (closed by the function), one that drops before its answer."""
+    brands = world.socket("completes")
+    brands.subscribe("brands", "subscription { onCreateBrand { id } }")
+    brands.send({"id": "brands", "type": "complete"})
+    brands.disconnect()
+    rude = world.socket("rude")
+    rude.send("not a protocol message")
+    rude.disconnect()
+    hasty = world.socket("dropped-before-its-pong")
+    hasty.drop()
+    hasty.send({"type": "ping"})
+
+
 def _relation_id(user: str, product: str) -> str:
     return keys.relation_id("user_favorite_products", [("user", user), ("product", product)])
 
@@ -371,14 +508,23 @@ def _forget_row_item(world: World, relation_id: str) -> None:
     world.dynamodb.delete_item(TableName=world.settings.table_name, Key=key)
 
 
-def _run_tasks(world: World, ids: dict[str, str]) -> dict[str, str]:
-    """The API's task paths; the tasks the tracker then hears of."""
-    api = world.api
-    trigger = "mutation ($city: String!) { triggerTaskUsersByCity(city: $city) { taskId } }"
-    result = "query ($id: ID!) { taskResultUsersByCity(taskId: $id) { taskStatus result { id } } }"
+@contextlib.contextmanager
+def _queries_held() -> Iterator[None]:
+    """Athena's queries stay queued meanwhile (moto's run at once)."""
     hold = {"progression": "manual", "times": 1_000_000}
     state_manager.set_transition(model_name="athena::execution", transition=hold)
     try:
+        yield
+    finally:
+        state_manager.unset_transition("athena::execution")
+
+
+def _run_tasks(world: World, ids: dict[str, str], api: GraphQLClient) -> dict[str, str]:
+    """The API's task paths; the tasks the tracker and the deletion listener then hear of
+    (a deletion task of a product, queued by a poll)."""
+    trigger = "mutation ($city: String!) { triggerTaskUsersByCity(city: $city) { taskId } }"
+    result = "query ($id: ID!) { taskResultUsersByCity(taskId: $id) { taskStatus result { id } } }"
+    with _queries_held():
         polled = api.data(trigger, city="Paris")["triggerTaskUsersByCity"]["taskId"]
         running = api.data(result, id=polled)["taskResultUsersByCity"]
         assert running["taskStatus"] == "RUNNING"
@@ -392,8 +538,6 @@ def _run_tasks(world: World, ids: dict[str, str]) -> dict[str, str]:
         for_tracker["deletion"] = api.data(by_brand, b=ids["brand"])[
             "triggerTaskRemoveFavoritesOfBrand"
         ]["taskId"]
-    finally:
-        state_manager.unset_transition("athena::execution")
     done = api.data(result, id=polled)["taskResultUsersByCity"]
     assert done == {"taskStatus": "SUCCEEDED", "result": []}
     # A deletion task: its SELECT names one relation there and one whose row item is gone.
@@ -413,7 +557,7 @@ def _run_tasks(world: World, ids: dict[str, str]) -> dict[str, str]:
     )
     queued = api.data(read_deletion, id=deletion["taskId"])["taskResultRemoveFavoritesOfProduct"]
     assert queued == {"taskStatus": "RUNNING"}  # queued for the deletion listener
-    return for_tracker
+    return {**for_tracker, "queued": deletion["taskId"]}
 
 
 def _run_tracker(world: World, tasks: dict[str, str]) -> None:
@@ -482,6 +626,7 @@ def world() -> Iterator[World]:
             "OCG_STAGE": STAGE,
             "OCG_ACCOUNT_ID": ACCOUNT,
             "OCG_SCHEMA_FILE": str(ROOT / "schema.graphql"),
+            "OCG_WEBSOCKET_ENDPOINT": WS_ENDPOINT,
         }.items():
             patch.setenv(name, value)
         settings = load_settings()
@@ -489,33 +634,58 @@ def world() -> Iterator[World]:
         activity = Activity()
         activity.watch(patch)
         athena = _own(boto3.client("athena", region_name=REGION))
+        management = ManagementApi()
         world = World(
             settings,
             activity,
             {
-                function: _load_function(function, settings, athena, activity)
-                for function in EXERCISED
+                function: _load_function(function, settings, athena, activity, management)
+                for function in FUNCTIONS
             },
             _own(boto3.client("dynamodb", region_name=REGION)),
             _own(boto3.client("dynamodbstreams", region_name=REGION)),
             _own(boto3.client("sqs", region_name=REGION)),
             athena,
+            management,
         )
-        ids = _run_api(world)
+        watcher, dropped = world.socket("watcher"), world.socket("dropped-before-the-stream")
+        for client in (watcher, dropped):
+            client.subscribe("users", USERS_CREATED)
+        dropped.drop()
+        _run_socket_protocol(world)
+        ids = _run_api(world.api)
+        _run_api(world.socket("api-client"))  # the same, over a socket
         # An entity's relation whose row item is gone: the cascade finds it through GSI1.
         _forget_row_item(world, _relation_id(ids["ann"], ids["axe"]))
-        _run_stream(world)  # entity and join row inserts, an update, removals
+        _run_stream(world)  # entity and join row inserts, an update, removals; pushes
         # Live files and tombstones into the first compacted generation of each partition.
         first = _run_compaction(world)
         assert first["liveFolded"] and first["tombstonesFolded"], first
         _run_listener(
             world, CASCADE_FUNCTION, settings.cascade_queue_url, settings.cascade_queue_arn
         )
-        tasks = _run_tasks(world, ids)
+        tasks = _run_tasks(world, ids, world.api)
+        _run_tasks(world, _run_api(world.sockets["api-client"]), world.sockets["api-client"])
+        with _queries_held():  # subscribers of running tasks
+            watcher.subscribe("succeeded", USERS_BY_CITY, id=tasks["succeeded"])
+            world.socket("dropped-before-the-tracker").subscribe(
+                "failed", USERS_BY_CITY, id=tasks["failed"]
+            )
+        world.sockets["dropped-before-the-tracker"].drop()
         _run_tracker(world, tasks)
+        # Subscribers of queued deletion tasks: the product's (queued by a poll) and the
+        # brand's (queued by the tracker).
+        watcher.subscribe("queued", PRODUCT_DELETION, id=tasks["queued"])
+        world.socket("dropped-before-the-deletion").subscribe(
+            "deletion", BRAND_DELETION, id=tasks["deletion"]
+        )
+        world.sockets["dropped-before-the-deletion"].drop()
         _run_listener(
             world, DELETION_FUNCTION, settings.deletion_queue_url, settings.deletion_queue_arn
         )
+        for gone in [name for name in world.sockets if name.startswith("dropped")]:
+            world.sockets[gone].disconnect()  # API Gateway's $disconnect, late
+        watcher.disconnect()
         _run_stream(world)  # the removed join rows
         # Their tombstones, over the partitions compacted before: a new generation
         # replaces the old one.
@@ -525,13 +695,13 @@ def world() -> Iterator[World]:
     sys.modules.pop("app", None)
 
 
-@pytest.mark.parametrize("function", EXERCISED)
+@pytest.mark.parametrize("function", FUNCTIONS)
 def test_each_function_calls_exactly_what_its_role_grants(world: World, function: str) -> None:
-    assert problems(world.calls(function), DATA_NEEDS[function]) == []
+    assert problems(world.calls(function), FUNCTION_NEEDS[function]) == []
 
 
 def test_every_call_a_function_made_was_recorded(world: World) -> None:
-    assert all(world.calls(function) for function in EXERCISED)
+    assert all(world.calls(function) for function in FUNCTIONS)
     assert world.activity.unrecorded == []
 
 
@@ -752,7 +922,7 @@ def test_a_grant_on_another_resource_is_reported(world: World) -> None:
 
 
 def test_a_task_grant_without_its_leading_keys_is_reported(world: World) -> None:
-    needs = tuple(replace(need, key_prefix=None) for need in DATA_NEEDS[TRACKER_FUNCTION])
+    needs = tuple(replace(need, key_prefix=None) for need in FUNCTION_NEEDS[TRACKER_FUNCTION])
 
     assert problems(world.calls(TRACKER_FUNCTION), needs) == [
         "calls dynamodb:GetItem on task items only: grant it with dynamodb:LeadingKeys task#*",
@@ -831,7 +1001,7 @@ def test_a_conditional_delete_is_authorised_as_a_read_too(world: World) -> None:
 def test_a_grant_for_athena_without_the_call_it_serves_is_reported(world: World) -> None:
     on_behalf = next(n for n in FUNCTION_NEEDS[DELETION_FUNCTION] if n.caller is Caller.ATHENA)
 
-    found = problems(world.calls(TRACKER_FUNCTION), (*DATA_NEEDS[TRACKER_FUNCTION], on_behalf))
+    found = problems(world.calls(CASCADE_FUNCTION), (*FUNCTION_NEEDS[CASCADE_FUNCTION], on_behalf))
 
     assert found == [
         "is granted s3:GetObject for Athena on behalf of athena:GetQueryResults, "
@@ -944,3 +1114,50 @@ def test_before_the_websocket_api_exists_no_role_is_granted_anything_on_it(
         if any("execute-api:ManageConnections" in s["Action"] for s in statements)
     )
     assert managing == sorted(PUSHING_FUNCTIONS)
+
+
+def _pushed(socket: Socket, subscription_id: str) -> list[Any]:
+    return [
+        (m["type"], *m.get("payload", {}).get("data", {}).values())
+        for m in socket.messages(subscription_id)
+    ]
+
+
+def test_subscribers_heard_of_each_event_the_functions_pushed(world: World) -> None:
+    watcher = world.sockets["watcher"]
+
+    created = [each["name"] for _, each in _pushed(watcher, "users")]
+    assert created == ["ann", "bob", "ann", "bob"]  # over HTTP, then over the socket
+    assert _pushed(watcher, "succeeded") == [
+        ("next", {"taskStatus": "RUNNING", "result": None}),  # on subscribe
+        ("next", {"taskStatus": "SUCCEEDED", "result": []}),  # from the tracker
+        ("complete",),
+    ]
+    assert _pushed(watcher, "queued") == [
+        ("next", {"taskStatus": "RUNNING"}),
+        ("next", {"taskStatus": "SUCCEEDED"}),  # from the deletion listener
+        ("complete",),
+    ]
+    assert world.sockets["completes"].received == [{"type": "connection_ack"}]
+
+
+@pytest.mark.parametrize(
+    ("function", "client"),
+    [
+        (STREAM_FUNCTION, "dropped-before-the-stream"),
+        (TRACKER_FUNCTION, "dropped-before-the-tracker"),
+        (DELETION_FUNCTION, "dropped-before-the-deletion"),
+        (WS_MESSAGE_FUNCTION, "dropped-before-its-pong"),
+    ],
+)
+def test_a_push_to_a_client_that_dropped_forgets_it(
+    world: World, function: str, client: str
+) -> None:
+    forgotten = {
+        key
+        for call in world.calls(function)
+        if call.action == "dynamodb:DeleteItem"
+        for key in call.partition_keys
+    }
+
+    assert keys.ws_connection_partition(client) in forgotten

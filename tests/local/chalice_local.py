@@ -71,6 +71,19 @@ class ChaliceLocal:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.ws_port}/"
 
+    def token(self, sub: str) -> str:
+        """A signed-in user's ID token for this server, as a user makes one
+        (``python -m chalicelib.auth token``)."""
+        made = subprocess.run(
+            [sys.executable, "-m", "chalicelib.auth", "token", "--sub", sub],
+            cwd=ROOT,
+            env={**os.environ, "OCG_LOCAL_DIR": str(self.local_dir)},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return made.stdout.strip()
+
     def graphql(self, query: str) -> dict[str, Any]:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=REQUEST_TIMEOUT)
         try:
