@@ -120,6 +120,7 @@ class Services:
             account_id=s.account_id,
             publish=self._publish_local_event,
             result_reuse_minutes=s.result_reuse_minutes,
+            results_dir=s.local_dir / "athena",
         )
 
     @cached_property

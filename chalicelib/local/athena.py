@@ -22,6 +22,9 @@ deleted and new and changed files are inserted.
 New and changed files are read by DuckDB's own ``read_parquet``, all of a table's at
 once, by column name: a file written before a field existed reads it as null.
 
+A finished execution is also written to ``results_dir`` (as Athena writes its result
+to S3), so a task that finished before the app restarted can still be read.
+
 Nothing heavy is imported with this module: duckdb, pyarrow and sqlglot are imported
 by the worker when the first job runs, so the app starts as fast as without them.
 """
@@ -33,6 +36,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import logging
 import math
 import os
@@ -135,6 +139,45 @@ class _Execution:
     scanned_bytes: int | None = None
     reused: bool = False
 
+    def record(self) -> dict[str, Any]:
+        """What is kept of a finished execution on disk; its rows as Athena's text."""
+        return {
+            "executionId": self.execution_id,
+            "sql": self.sql,
+            "state": self.state.value,
+            "reason": self.reason,
+            "submitted": self.submitted.isoformat(),
+            "started": self.started.isoformat() if self.started else None,
+            "completed": self.completed.isoformat() if self.completed else None,
+            "columns": list(self.columns),
+            "rows": [[athena_text(value) for value in row] for row in self.rows],
+            "readSeconds": self.read_seconds,
+            "executeSeconds": self.execute_seconds,
+            "scannedBytes": self.scanned_bytes,
+            "reused": self.reused,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> _Execution:
+        def moment(text: str | None) -> datetime | None:
+            return datetime.fromisoformat(text) if text else None
+
+        return cls(
+            execution_id=record["executionId"],
+            sql=record["sql"],
+            submitted=datetime.fromisoformat(record["submitted"]),
+            state=QueryState(record["state"]),
+            reason=record["reason"],
+            completed=moment(record["completed"]),
+            columns=tuple(record["columns"]),
+            rows=[tuple(row) for row in record["rows"]],
+            read_seconds=record["readSeconds"],
+            execute_seconds=record["executeSeconds"],
+            started=moment(record["started"]),
+            scanned_bytes=record["scannedBytes"],
+            reused=record["reused"],
+        )
+
     def snapshot(self) -> QueryExecution:
         queued = None if self.started is None else self.started - self.submitted
         statistics = QueryStatistics(
@@ -198,7 +241,9 @@ class LocalAthena:
     its name with its Glue columns, typed as Athena types them, and the partition
     columns ``year``, ``month``, ``day`` (strings), even before it has a file.
 
-    ``publish`` receives each state-change event (an EventBridge envelope). ``run``
+    ``publish`` receives each state-change event (an EventBridge envelope). Finished
+    executions are kept in ``results_dir`` when given, and read from there by a later
+    engine. ``run``
     schedules a job; by default one daemon thread runs them in order. A test can pass
     a ``run`` that collects jobs and runs them when it chooses.
     """
@@ -214,8 +259,10 @@ class LocalAthena:
         publish: Callable[[dict[str, Any]], object],
         run: Runner | None = None,
         result_reuse_minutes: int = 0,
+        results_dir: Path | None = None,
     ) -> None:
         self._lake_dir = Path(lake_dir)
+        self._results_dir = results_dir
         self._layers = {layer.name.lower(): layer for layer in tables}
         if len(self._layers) != len(tables):
             raise ValueError("two lake tables have the same name (names are case-insensitive)")
@@ -317,12 +364,21 @@ class LocalAthena:
     def abandon(self, execution_id: str, submitted: datetime, reason: str) -> None:
         """Fail a query an earlier process started and did not finish (it died): the
         execution is recorded FAILED with ``reason`` and announced, as Athena announces a
-        failed query, so the tracker ends its task like any other failure."""
+        failed query, so the tracker ends its task like any other failure. One that
+        finished before the process died (kept on disk) is announced as it finished."""
         with self._lock:
             if execution_id in self._executions:
                 return
-            self._executions[execution_id] = _Execution(execution_id, "", submitted)
-        self._transition(execution_id, QueryState.FAILED, reason=reason)
+            kept = self._kept(execution_id)
+            if kept is None:
+                self._executions[execution_id] = _Execution(execution_id, "", submitted)
+        if kept is None:
+            self._transition(execution_id, QueryState.FAILED, reason=reason)
+            return
+        try:
+            self._publish(self._event(execution_id, kept.state, QueryState.RUNNING, kept.reason))
+        except Exception:
+            logger.exception("publishing the end of query %s failed", execution_id)
 
     def execution(self, execution_id: str) -> QueryExecution:
         with self._lock:
@@ -445,9 +501,34 @@ class LocalAthena:
     # -- jobs -----------------------------------------------------------------------
 
     def _get(self, execution_id: str) -> _Execution:
-        execution = self._executions.get(execution_id)
+        """Call with the lock held."""
+        execution = self._executions.get(execution_id) or self._kept(execution_id)
         if execution is None:
             raise UnknownExecution(f"no query execution has the id {execution_id!r}")
+        return execution
+
+    def _result_file(self, execution_id: str) -> Path | None:
+        if self._results_dir is None or not re.fullmatch(r"[0-9a-f-]{36}", execution_id):
+            return None
+        return self._results_dir / f"{execution_id}.json"
+
+    def _keep(self, execution: _Execution) -> None:
+        """Write a finished execution to disk (whole, or not at all)."""
+        path = self._result_file(execution.execution_id)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        written = path.with_suffix(".tmp")
+        written.write_text(json.dumps(execution.record()))
+        written.replace(path)
+
+    def _kept(self, execution_id: str) -> _Execution | None:
+        """A finished execution an earlier engine kept; call with the lock held."""
+        path = self._result_file(execution_id)
+        if path is None or not path.is_file():
+            return None
+        execution = _Execution.from_record(json.loads(path.read_text()))
+        self._executions[execution_id] = execution
         return execution
 
     def _job(self, work: Job) -> None:
@@ -533,6 +614,11 @@ class LocalAthena:
                 execution.reason = reason
                 execution.completed = keys.utc_now()
             sql = execution.sql
+        if state.finished:
+            try:
+                self._keep(execution)
+            except OSError:
+                logger.exception("could not keep query %s on disk", execution_id)
         event = self._event(execution_id, state, previous, reason)
         try:
             self._publish(event)

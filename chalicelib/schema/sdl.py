@@ -50,6 +50,8 @@ STATISTICS_FIELDS = (
 )
 # A query task's rows can be read in pages (beyond DESIGN §2): all rows when not given.
 TASK_RESULT_PAGING = "limit: Int, nextToken: String"
+# A pushed result is its first page: one WebSocket message is at most 128 KB.
+PUSHED_RESULT_ROWS = 100
 
 
 def public_sdl(model: SchemaModel) -> str:
@@ -152,7 +154,8 @@ def _subscription_fields(model: SchemaModel) -> list[str]:
         ]
     for task in model.query_tasks:
         result = naming.task_result_type(task.name)
-        lines.append(f"{naming.on_task_result_field(task.name)}(taskId: ID!): {result}!")
+        field = naming.on_task_result_field(task.name)
+        lines.append(f"{field}(taskId: ID!, limit: Int = {PUSHED_RESULT_ROWS}): {result}!")
     for delete in model.delete_mutations:
         result = naming.DELETION_TASK_RESULT
         lines.append(f"{naming.on_task_result_field(delete.name)}(taskId: ID!): {result}!")

@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError
-from graphql import DocumentNode, FieldNode, GraphQLError, OperationType
-from graphql.execution.values import get_argument_values, get_variable_values
+from graphql import DocumentNode, Executor, GraphQLError, OperationType
+from graphql.execution.collect_fields import collect_fields
+from graphql.execution.values import get_argument_values
 from graphql.utilities import get_operation_ast
 
 from chalicelib import keys
@@ -58,6 +59,9 @@ FINISHED = ("SUCCEEDED", "FAILED")
 # Posts to the Management API wait on the network: this many at once per event.
 FAN_OUT_WORKERS = 16
 CHANGES = {"INSERT": "create", "MODIFY": "update", "REMOVE": "delete"}
+# API Gateway's limit on one WebSocket message; enforced locally too, so that what works
+# against make run works on a stage.
+MAX_MESSAGE_BYTES = 128 * 1024
 
 
 class Connections(Protocol):
@@ -225,6 +229,12 @@ class SubscriptionHub:
         payload = message.get("payload")
         if not isinstance(payload, Mapping) or not isinstance(payload.get("query"), str):
             raise _Refused(BAD_REQUEST, "subscribe needs a payload with a query")
+        for name, kind in (("variables", Mapping), ("operationName", str), ("extensions", Mapping)):
+            if payload.get(name) is not None and not isinstance(payload[name], kind):
+                expected = "a string" if kind is str else "an object"
+                raise _Refused(
+                    BAD_REQUEST, f"Invalid message received: subscribe's {name} must be {expected}"
+                )
         identity = self._registry.identity(connection_id)
         if identity is None:
             raise _Refused(UNAUTHORIZED, "Unauthorized: send connection_init first")
@@ -247,7 +257,7 @@ class SubscriptionHub:
             self._send(connection_id, {"id": subscription_id, "type": "complete"})
             return
         try:
-            field_name, arguments = self._root_field(document, params)
+            _, field_name, arguments = self._root_field(document, params)
             field = self._fields[field_name]
             if field.entity is not None:
                 EntityAccess(field.entity, context).owner(Operation.READ)
@@ -258,7 +268,6 @@ class SubscriptionHub:
             connection_id,
             subscription_id,
             field.topic(arguments),
-            field_name,
             {
                 "query": params.query,
                 "variables": params.variables,
@@ -274,21 +283,34 @@ class SubscriptionHub:
 
     def _root_field(
         self, document: DocumentNode, params: GraphQLParams
-    ) -> tuple[str, dict[str, Any]]:
-        """The subscription's one root field and its coerced arguments."""
-        operation = get_operation_ast(document, params.operation_name)
-        assert operation is not None
+    ) -> tuple[str, str, dict[str, Any]]:
+        """The subscription's one root field, as graphql-core's subscribe finds it
+        (through fragments, under its alias): its key in the answer, its name and its
+        coerced arguments."""
         schema = self._endpoint.schema
-        variables = get_variable_values(
-            schema, operation.variable_definitions or (), params.variables or {}
+        executor = Executor.build(
+            schema,
+            document,
+            raw_variable_values=dict(params.variables or {}),
+            operation_name=params.operation_name,
         )
-        if isinstance(variables, list):
-            raise variables[0]
-        (node,) = [s for s in operation.selection_set.selections if isinstance(s, FieldNode)]
+        if isinstance(executor, list):
+            raise executor[0]
         subscription_type = schema.subscription_type
         assert subscription_type is not None
+        fields = collect_fields(
+            schema,
+            executor.fragments,
+            executor.variable_values,
+            subscription_type,
+            executor.operation,
+        ).grouped_field_set
+        # Validation leaves one root field (SingleFieldSubscriptionsRule).
+        key, details = next(iter(fields.items()))
+        node = details[0].node
         definition = subscription_type.fields[node.name.value]
-        return node.name.value, get_argument_values(definition, node, variables)
+        arguments = get_argument_values(definition, node, executor.variable_values)
+        return key, node.name.value, arguments
 
     # Events.
 
@@ -349,17 +371,19 @@ class SubscriptionHub:
         context = CallerContext(self._services, subscription.identity)
         answer = self._endpoint.run(document, params, context)
         cid, sid = subscription.connection_id, subscription.subscription_id
+        # The subscription ends with the task; the invocation that removes it (the
+        # subscribe itself, or the tracker racing it) is the one that says so.
         if answer.get("errors") and answer.get("data") is None:
-            self._registry.unsubscribe(cid, sid)
-            self._send(cid, {"id": sid, "type": "error", "payload": answer["errors"]})
+            if self._registry.unsubscribe(cid, sid):
+                self._send(cid, {"id": sid, "type": "error", "payload": answer["errors"]})
             return
-        state = (answer.get("data") or {}).get(subscription.field) or {}
-        finished = state.get("taskStatus") in FINISHED
-        if not (first or finished):
-            return
-        self._next(cid, sid, answer)
-        if finished:
-            self._registry.unsubscribe(cid, sid)
+        key, _, _ = self._root_field(document, params)
+        state = (answer.get("data") or {}).get(key) or {}
+        if state.get("taskStatus") not in FINISHED:
+            if first:
+                self._next(cid, sid, answer)
+        elif self._registry.unsubscribe(cid, sid):
+            self._next(cid, sid, answer)
             self._send(cid, {"id": sid, "type": "complete"})
 
     def _run(self, subscription: Subscription, root_value: Any) -> dict[str, Any]:
@@ -377,7 +401,7 @@ class SubscriptionHub:
 
         def post(delivery: tuple[Subscription, dict[str, Any]]) -> tuple[str, bool]:
             subscription, answer = delivery
-            message = {"id": subscription.subscription_id, "type": "next", "payload": answer}
+            message = _next_message(subscription.subscription_id, answer)
             return subscription.connection_id, self._connections.send(
                 subscription.connection_id, message
             )
@@ -391,7 +415,7 @@ class SubscriptionHub:
         return gone
 
     def _next(self, connection_id: str, subscription_id: str, answer: dict[str, Any]) -> None:
-        self._send(connection_id, {"id": subscription_id, "type": "next", "payload": answer})
+        self._send(connection_id, _next_message(subscription_id, answer))
 
     def _error(
         self, connection_id: str, subscription_id: str, errors: Sequence[GraphQLError]
@@ -402,6 +426,22 @@ class SubscriptionHub:
     def _send(self, connection_id: str, message: Mapping[str, Any]) -> None:
         if not self._connections.send(connection_id, message):
             self._registry.disconnect(connection_id)
+
+
+def _next_message(subscription_id: str, answer: Mapping[str, Any]) -> dict[str, Any]:
+    """``next`` with the answer, or, when that is over API Gateway's message limit (which
+    would refuse it), with an error that says so: the subscriber hears of the event."""
+    message = {"id": subscription_id, "type": "next", "payload": answer}
+    size = len(json.dumps(message).encode())
+    if size <= MAX_MESSAGE_BYTES:
+        return message
+    error = {
+        "message": f"this event's answer is {size} bytes, over the {MAX_MESSAGE_BYTES} bytes "
+        "a WebSocket message may carry: select fewer fields, or give the task's "
+        "subscription a smaller limit and read the rest with taskResult… and its nextToken",
+        "extensions": {"code": "PAYLOAD_TOO_LARGE"},
+    }
+    return {**message, "payload": {"data": None, "errors": [error]}}
 
 
 def _message(body: str) -> dict[str, Any]:

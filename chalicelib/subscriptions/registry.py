@@ -25,13 +25,7 @@ from chalicelib.auth.identity import Identity
 # API Gateway closes a WebSocket connection after two hours at most.
 CONNECTION_LIFETIME = timedelta(hours=3)
 CONNECTION_ID, ACKNOWLEDGED, IDENTITY = "connectionId", "acknowledged", "identity"
-SUBSCRIPTION_ID, TOPIC, FIELD, REQUEST, ARGUMENTS = (
-    "subscriptionId",
-    "topic",
-    "field",
-    "request",
-    "arguments",
-)
+SUBSCRIPTION_ID, TOPIC, REQUEST, ARGUMENTS = "subscriptionId", "topic", "request", "arguments"
 
 
 @dataclass(frozen=True)
@@ -42,7 +36,6 @@ class Subscription:
     connection_id: str
     subscription_id: str
     topic: str
-    field: str  # the operation's one root field: what kind of event it takes
     request: Mapping[str, Any]  # query, variables, operationName
     arguments: Mapping[str, Any]  # the root field's coerced arguments: its filters
     identity: Identity
@@ -113,7 +106,6 @@ class SubscriptionRegistry:
             CONNECTION_ID: subscription.connection_id,
             SUBSCRIPTION_ID: subscription.subscription_id,
             TOPIC: subscription.topic,
-            FIELD: subscription.field,
             REQUEST: json.dumps(subscription.request),
             ARGUMENTS: json.dumps(subscription.arguments),
             IDENTITY: _identity_text(subscription.identity),
@@ -126,11 +118,15 @@ class SubscriptionRegistry:
             raise
         return True
 
-    def unsubscribe(self, connection_id: str, subscription_id: str) -> None:
+    def unsubscribe(self, connection_id: str, subscription_id: str) -> bool:
+        """Remove it; False when it was not there (already removed)."""
         key = keys.ws_subscription_item_keys(connection_id, subscription_id, "")
-        self._client.delete_item(
-            TableName=self._table, Key=self._key({k: key[k] for k in (keys.PK, keys.SK)})
+        response = self._client.delete_item(
+            TableName=self._table,
+            Key=self._key({k: key[k] for k in (keys.PK, keys.SK)}),
+            ReturnValues="ALL_OLD",
         )
+        return "Attributes" in response
 
     def subscribers(self, topic: str) -> Iterator[Subscription]:
         """Every subscription of ``topic``, page by page."""
@@ -186,7 +182,6 @@ class SubscriptionRegistry:
             connection_id=str(plain[CONNECTION_ID]),
             subscription_id=str(plain[SUBSCRIPTION_ID]),
             topic=str(plain[TOPIC]),
-            field=str(plain[FIELD]),
             request=json.loads(plain[REQUEST]),
             arguments=json.loads(plain[ARGUMENTS]),
             identity=_identity_of(plain[IDENTITY]),

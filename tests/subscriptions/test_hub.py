@@ -3,13 +3,16 @@ with the sockets replaced by a recorder of what each connection was sent."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from chalicelib.auth import PUBLIC
 from chalicelib.auth.local import mint_token
-from chalicelib.subscriptions import PROTOCOL, SubscriptionRegistry
+from chalicelib.subscriptions import PROTOCOL, SubscriptionHub, SubscriptionRegistry
+from chalicelib.subscriptions.hub import MAX_MESSAGE_BYTES
+from chalicelib.subscriptions.registry import Subscription
 from tests.conftest import LoadedApp, create
 from tests.subscriptions.recorder import Client, Recorder
 from tests.test_auth_flow import SCHEMA as AUTH_SCHEMA
@@ -53,8 +56,31 @@ def test_ping_is_answered_with_pong(shop_clients: Any) -> None:
         ([{"id": "1", "type": "subscribe", "payload": {"query": "{ __typename }"}}], 4401),
         ([{"type": "connection_init"}, {"type": "connection_init"}], 4429),
         ([{"type": "connection_init", "payload": {"Authorization": "Bearer a.b.c"}}], 4403),
+        (
+            [
+                {"type": "connection_init"},
+                {"id": "1", "type": "subscribe", "payload": {"query": "{ a }", "variables": []}},
+            ],
+            4400,
+        ),
+        (
+            [
+                {"type": "connection_init"},
+                {"id": "1", "type": "subscribe", "payload": {"query": "{ a }", "operationName": 1}},
+            ],
+            4400,
+        ),
     ],
-    ids=["not json", "unknown type", "no id", "before init", "init twice", "bad token"],
+    ids=[
+        "not json",
+        "unknown type",
+        "no id",
+        "before init",
+        "init twice",
+        "bad token",
+        "variables not an object",
+        "operation name not a string",
+    ],
 )
 def test_protocol_violations_close_with_the_protocols_codes(
     shop_clients: Any, messages: list[Any], code: int
@@ -217,6 +243,117 @@ def test_a_late_subscriber_still_gets_the_result(shop: LoadedApp, shop_clients: 
         },
         {"id": "r", "type": "complete"},
     ]
+
+
+def test_a_task_subscription_under_an_alias_in_a_fragment_ends_with_its_result(
+    shop: LoadedApp, shop_clients: Any
+) -> None:
+    client = shop_clients[0]("aliased")
+    client.init()
+    task = shop.data(TRIGGER)["triggerTaskUsersByCity"]["taskId"]
+    query = """subscription($t: ID!) { ...Result }
+      fragment Result on Subscription {
+        mine: onTaskResultUsersByCity(taskId: $t) { taskStatus } }"""
+
+    client.subscribe("r", query, {"t": task})
+    shop.settle()
+
+    *states, last = client.messages()[1:]
+    assert states[-1]["payload"] == {"data": {"mine": {"taskStatus": "SUCCEEDED"}}}
+    assert last == {"id": "r", "type": "complete"}
+
+
+def test_filters_are_read_through_fragments(shop: LoadedApp, shop_clients: Any) -> None:
+    client = shop_clients[0]("fragments")
+    client.init()
+    query = """subscription($name: String) {
+      ... on Subscription { created: onCreateUser(name: $name) { name } } }"""
+
+    client.subscribe("ada", query, {"name": "Ada"})
+    for name in ("Bob", "Ada"):
+        create(shop, "User", name=name, email=f"{name}@example.com")
+    shop.settle()
+
+    assert [m["payload"] for m in client.messages()[1:]] == [{"data": {"created": {"name": "Ada"}}}]
+
+
+def test_a_pushed_result_is_its_first_page_with_the_token_for_the_rest(
+    shop: LoadedApp, shop_clients: Any
+) -> None:
+    for name in ("Ada", "Bob"):
+        user = create(shop, "User", name=name, email=f"{name}@example.com")
+        create(shop, "Address", userId=user, city="Paris", country="FR")
+    shop.settle()
+    task = shop.data(TRIGGER)["triggerTaskUsersByCity"]["taskId"]
+    shop.settle()
+    client = shop_clients[0]("pages")
+    client.init()
+    query = """subscription($t: ID!) {
+      onTaskResultUsersByCity(taskId: $t, limit: 1) { result { name } nextToken } }"""
+
+    client.subscribe("r", query, {"t": task})
+
+    first = client.messages()[1]["payload"]["data"]["onTaskResultUsersByCity"]
+    rest = shop.data(
+        "query ($t: ID!, $n: String) { taskResultUsersByCity(taskId: $t, nextToken: $n) "
+        "{ result { name } nextToken } }",
+        {"t": task, "n": first["nextToken"]},
+    )["taskResultUsersByCity"]
+    assert first["result"] == [{"name": "Ada"}] and first["nextToken"]
+    assert rest == {"result": [{"name": "Bob"}], "nextToken": None}
+
+
+def test_the_tracker_racing_a_subscribe_sends_the_result_once(
+    shop: LoadedApp, shop_clients: Any
+) -> None:
+    """Both saw the finished task; only the one that removed the subscription says so."""
+    clients, recorder = shop_clients
+    client = clients("raced")
+    client.init()
+    task = shop.data(TRIGGER)["triggerTaskUsersByCity"]["taskId"]
+    shop.settle()  # finished: the subscribe below sends the result and completes
+    client.subscribe("r", ON_RESULT, {"t": task})
+    subscribed = client.messages()[:]
+    services = shop.services
+
+    class SeenBeforeItEnded(SubscriptionRegistry):
+        """The tracker's view: it read the subscribers before the subscribe removed it."""
+
+        def subscribers(self, topic: str) -> Iterator[Subscription]:
+            request = {"query": ON_RESULT, "variables": {"t": task}, "operationName": None}
+            yield Subscription(client.id, "r", topic, request, {"taskId": task}, PUBLIC)
+
+    tracker = SubscriptionHub(
+        services,
+        lambda: services.graphql_endpoint,
+        SeenBeforeItEnded(services.client("dynamodb"), services.settings.table_name),
+        recorder,
+        services.authenticate,
+        services.model,
+    )
+    tracker.publish_task(task)
+
+    assert [m["type"] for m in subscribed[1:]] == ["next", "complete"]
+    assert client.messages() == subscribed
+
+
+def test_an_answer_over_the_message_limit_is_an_error_that_says_so(
+    shop: LoadedApp, shop_clients: Any
+) -> None:
+    client = shop_clients[0]("large")
+    client.init()
+    client.subscribe("u", "subscription { onCreateUser { name } }")
+
+    create(shop, "User", name="x" * (MAX_MESSAGE_BYTES + 1), email="x@example.com")
+    create(shop, "User", name="Ada", email="ada@example.com")
+    shop.settle()
+
+    large, small = (m["payload"] for m in client.messages()[1:])
+    assert large["data"] is None
+    (error,) = large["errors"]
+    assert error["extensions"] == {"code": "PAYLOAD_TOO_LARGE"}
+    assert f"over the {MAX_MESSAGE_BYTES} bytes a WebSocket message may carry" in error["message"]
+    assert small == {"data": {"onCreateUser": {"name": "Ada"}}}
 
 
 # Rules.
