@@ -94,8 +94,9 @@ def query_task_resolvers(
         _: Any, info: Info, taskId: str, limit: int | None = None, nextToken: str | None = None
     ) -> dict[str, Any]:
         if limit is not None and not 1 <= limit <= MAX_PAGE_ROWS:
+            # Named as asked: taskResult…, or the onTaskResult… subscription that runs it.
             raise GraphQLError(
-                f"{result_field}: limit must be between 1 and {MAX_PAGE_ROWS}, got {limit}"
+                f"{info.field_name}: limit must be between 1 and {MAX_PAGE_ROWS}, got {limit}"
             )
         caller = _caller(info, task.auth, result_field)
         service = _tasks(info)

@@ -293,7 +293,7 @@ class LocalAthena:
         self._changed_keys: dict[str, set[str]] = {}
         self._following = False
         self._by_token: dict[str, str] = {}
-        self._token_key = os.urandom(32)
+        self._token_key = _token_key(results_dir)
         # The DuckDB side: created by the first job, used under ``_db_lock`` only.
         self._db_lock = threading.Lock()
         self._lake: _LoadedLake | None = None
@@ -682,6 +682,21 @@ class LocalAthena:
                 f"nextToken {token!r} was not issued for query execution {execution_id}"
             )
         return offset
+
+
+def _token_key(results_dir: Path | None) -> bytes:
+    """The key page tokens are signed with: kept beside the results, so that a token
+    issued before a restart still reads the rest of a kept result."""
+    if results_dir is None:
+        return os.urandom(32)
+    path = results_dir / "token-key"
+    if not path.is_file():
+        results_dir.mkdir(parents=True, exist_ok=True)
+        written = path.with_suffix(".tmp")
+        written.write_bytes(os.urandom(32))
+        written.chmod(0o600)
+        written.replace(path)
+    return path.read_bytes()
 
 
 def _close_at_exit(reference: weakref.ref[LocalAthena]) -> None:

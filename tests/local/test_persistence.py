@@ -98,20 +98,31 @@ def test_queued_and_dead_lettered_messages_survive(
     assert [json.loads(message["Body"]) for message in received] == [{"kept": True}]
 
 
-def test_a_task_running_when_the_process_died_ends_failed_with_the_reason(
-    load_app: Callable[..., LoadedApp],
-) -> None:
-    app = load_app()
-    task_id = app.data('mutation { triggerTaskUsersByCity(city: "Paris") { taskId } }')[
+def _task_told_nothing(app: LoadedApp, *, query_finished: bool) -> str:
+    """A task whose item still says RUNNING when the process dies: its query died with
+    the process, or had finished (and was kept) before the tracker was told."""
+    task_id: str = app.data('mutation { triggerTaskUsersByCity(city: "Paris") { taskId } }')[
         "triggerTaskUsersByCity"
     ]["taskId"]
-    # The process dies before its query finished: the task item says RUNNING.
+    app.settle()
     app.services.client("dynamodb").update_item(
         TableName=app.services.settings.table_name,
         Key={"PK": {"S": f"task#{task_id}"}, "SK": {"S": f"task#{task_id}"}},
         UpdateExpression="SET taskStatus = :running REMOVE finishDate",
         ExpressionAttributeValues={":running": {"S": "RUNNING"}},
     )
+    kept = app.services.settings.local_dir / "athena" / f"{task_id}.json"
+    assert kept.is_file()
+    if not query_finished:
+        kept.unlink()
+    return task_id
+
+
+def test_a_task_running_when_the_process_died_ends_failed_with_the_reason(
+    load_app: Callable[..., LoadedApp],
+) -> None:
+    app = load_app()
+    task_id = _task_told_nothing(app, query_finished=False)
 
     again = restart(app, load_app)
 
@@ -120,6 +131,21 @@ def test_a_task_running_when_the_process_died_ends_failed_with_the_reason(
     )["taskResultUsersByCity"]
     assert result["taskStatus"] == "FAILED"
     assert "restarted" in result["errorMessage"]
+
+
+def test_a_task_whose_query_finished_before_the_process_died_ends_as_it_did(
+    load_app: Callable[..., LoadedApp],
+) -> None:
+    app = load_app()
+    task_id = _task_told_nothing(app, query_finished=True)
+
+    again = restart(app, load_app)
+    again.settle()
+
+    result = again.data(
+        f'query {{ taskResultUsersByCity(taskId: "{task_id}") {{ taskStatus result {{ id }} }} }}'
+    )["taskResultUsersByCity"]
+    assert result == {"taskStatus": "SUCCEEDED", "result": []}
 
 
 def test_a_journal_entry_cut_short_by_a_crash_is_dropped_and_the_rest_served(
