@@ -250,7 +250,17 @@ class SubscriptionHub:
             self._error(connection_id, subscription_id, errors)
             return
         operation = get_operation_ast(document, params.operation_name)
-        if operation is None or operation.operation is not OperationType.SUBSCRIPTION:
+        if operation is None:
+            # A request error, like validation's: the operation cannot even start.
+            named = params.operation_name
+            problem = (
+                f"Unknown operation named '{named}'."
+                if named
+                else "Must provide operation name if query contains multiple operations."
+            )
+            self._error(connection_id, subscription_id, [GraphQLError(problem)])
+            return
+        if operation.operation is not OperationType.SUBSCRIPTION:
             # The protocol carries queries and mutations too: one result, then complete.
             answer = self._endpoint.run(document, params, context)
             self._next(connection_id, subscription_id, answer)

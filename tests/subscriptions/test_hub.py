@@ -117,6 +117,31 @@ def test_an_invalid_subscription_is_an_error_message(shop_clients: Any) -> None:
     assert client.closed is None
 
 
+@pytest.mark.parametrize(
+    ("operation_name", "message"),
+    [
+        (None, "Must provide operation name if query contains multiple operations."),
+        ("C", "Unknown operation named 'C'."),
+    ],
+)
+def test_an_operation_not_found_is_an_error_message(
+    shop_clients: Any, operation_name: str | None, message: str
+) -> None:
+    client = shop_clients[0]("which")
+    client.init()
+    document = "subscription A { onCreateUser { id } } subscription B { onCreateBrand { id } }"
+
+    client.send(
+        {
+            "id": "1",
+            "type": "subscribe",
+            "payload": {"query": document, "operationName": operation_name},
+        }
+    )
+
+    assert client.messages()[-1] == {"id": "1", "type": "error", "payload": [{"message": message}]}
+
+
 def test_a_query_over_the_socket_answers_once_then_completes(
     shop: LoadedApp, shop_clients: Any
 ) -> None:
