@@ -7,7 +7,8 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
-from chalicelib.subscriptions import PROTOCOL, SubscriptionHub
+from chalicelib.services import Services
+from chalicelib.subscriptions import PROTOCOL, SubscriptionHub, SubscriptionRegistry
 
 
 class Recorder:
@@ -57,3 +58,19 @@ class Client:
     @property
     def closed(self) -> tuple[int, str] | None:
         return self.recorder.closed.get(self.id)
+
+
+def hub_over(
+    services: Services,
+    recorder: Recorder,
+    registry: type[SubscriptionRegistry] = SubscriptionRegistry,
+) -> SubscriptionHub:
+    """The app's hub, its sockets the recorder, its registry of the given kind."""
+    return SubscriptionHub(
+        services,
+        lambda: services.graphql_endpoint,
+        registry(services.client("dynamodb"), services.settings.table_name),
+        recorder,
+        services.authenticate,
+        services.model,
+    )

@@ -10,11 +10,11 @@ import pytest
 
 from chalicelib.auth import PUBLIC
 from chalicelib.auth.local import mint_token
-from chalicelib.subscriptions import PROTOCOL, SubscriptionHub, SubscriptionRegistry
+from chalicelib.subscriptions import PROTOCOL, SubscriptionRegistry
 from chalicelib.subscriptions.hub import MAX_MESSAGE_BYTES
 from chalicelib.subscriptions.registry import Subscription
 from tests.conftest import LoadedApp, create
-from tests.subscriptions.recorder import Client, Recorder
+from tests.subscriptions.recorder import Client, Recorder, hub_over
 from tests.test_auth_flow import SCHEMA as AUTH_SCHEMA
 
 
@@ -339,7 +339,6 @@ def test_the_tracker_racing_a_subscribe_sends_the_result_once(
     shop.settle()  # finished: the subscribe below sends the result and completes
     client.subscribe("r", ON_RESULT, {"t": task})
     subscribed = client.messages()[:]
-    services = shop.services
 
     class SeenBeforeItEnded(SubscriptionRegistry):
         """The tracker's view: it read the subscribers before the subscribe removed it."""
@@ -348,15 +347,7 @@ def test_the_tracker_racing_a_subscribe_sends_the_result_once(
             request = {"query": ON_RESULT, "variables": {"t": task}, "operationName": None}
             yield Subscription(client.id, "r", topic, request, {"taskId": task}, PUBLIC)
 
-    tracker = SubscriptionHub(
-        services,
-        lambda: services.graphql_endpoint,
-        SeenBeforeItEnded(services.client("dynamodb"), services.settings.table_name),
-        recorder,
-        services.authenticate,
-        services.model,
-    )
-    tracker.publish_task(task)
+    hub_over(shop.services, recorder, SeenBeforeItEnded).publish_task(task)
 
     assert [m["type"] for m in subscribed[1:]] == ["next", "complete"]
     assert client.messages() == subscribed
