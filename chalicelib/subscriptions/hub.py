@@ -267,7 +267,7 @@ class SubscriptionHub:
             self._send(connection_id, {"id": subscription_id, "type": "complete"})
             return
         try:
-            _, field_name, arguments = self._root_field(document, params)
+            key, field_name, arguments = self._root_field(document, params)
             field = self._fields[field_name]
             if field.entity is not None:
                 EntityAccess(field.entity, context).owner(Operation.READ)
@@ -289,7 +289,7 @@ class SubscriptionHub:
         if not self._registry.subscribe(subscription):
             raise _Refused(SUBSCRIBER_EXISTS, f"Subscriber for {subscription_id} already exists")
         if field.entity is None:
-            self._task_state(subscription, document, params, first=True)
+            self._task_state(subscription, document, params, key, first=True)
 
     def _root_field(
         self, document: DocumentNode, params: GraphQLParams
@@ -366,18 +366,21 @@ class SubscriptionHub:
             params = GraphQLParams(**_request(subscription))
             document, _ = self._endpoint.prepare(params)
             if document is not None:
-                self._task_state(subscription, document, params, first=False)
+                key, _, _ = self._root_field(document, params)
+                self._task_state(subscription, document, params, key, first=False)
 
     def _task_state(
         self,
         subscription: Subscription,
         document: DocumentNode,
         params: GraphQLParams,
+        key: str,
         *,
         first: bool,
     ) -> None:
         """Run a task subscription now: its state (always the first time, then only once
-        it has finished), then ``complete`` when the task has finished."""
+        it has finished), then ``complete`` when the task has finished. ``key`` is the
+        root field's key in the answer."""
         context = CallerContext(self._services, subscription.identity)
         answer = self._endpoint.run(document, params, context)
         cid, sid = subscription.connection_id, subscription.subscription_id
@@ -387,7 +390,6 @@ class SubscriptionHub:
             if self._registry.unsubscribe(cid, sid):
                 self._send(cid, {"id": sid, "type": "error", "payload": answer["errors"]})
             return
-        key, _, _ = self._root_field(document, params)
         state = (answer.get("data") or {}).get(key) or {}
         if state.get("taskStatus") not in FINISHED:
             if first:
